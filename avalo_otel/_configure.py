@@ -1,0 +1,230 @@
+"""``configure()``: build the OTel SDK providers once, from settings, and hand them to the API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Mapping, Optional, Sequence
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+from . import _exporters, _runtime
+from .sampling import AvaloSampler, KeepErrorsProcessor
+from .settings import ConfigurationError, Settings
+from .version import __version__
+
+_log = logging.getLogger("avalo_otel")
+_lock = threading.RLock()
+_current: Optional["Telemetry"] = None
+
+
+class Telemetry:
+    """What ``configure()`` returns: the running pipeline. ``shutdown()`` flushes and stops it."""
+
+    def __init__(self, settings: Settings, metric_readers: Sequence[MetricReader] = ()) -> None:
+        self.settings = settings
+        self._closed = False
+        resource = Resource.create(_resource_attributes(settings))
+        self.tracer_provider = TracerProvider(
+            resource=resource,
+            sampler=AvaloSampler(settings.sampling_rate),
+            span_limits=SpanLimits(
+                max_span_attributes=settings.attribute_count_limit,
+                max_span_attribute_length=settings.attribute_value_length_limit,
+            ),
+        )
+        span_builders = {"otlp": _exporters.otlp_span_exporter, "console": _exporters.console_span_exporter}
+        for name in settings.traces_exporters:
+            self.add_span_exporter(span_builders[name](settings))
+
+        self.logger_provider = LoggerProvider(
+            resource=resource,
+            log_record_limits=LogRecordLimits(
+                max_attributes=settings.attribute_count_limit,
+                max_attribute_length=settings.attribute_value_length_limit,
+            ),
+        )
+        log_builders = {"otlp": _exporters.otlp_log_exporter, "console": _exporters.console_log_exporter}
+        for name in settings.logs_exporters:
+            self.add_log_exporter(log_builders[name](settings))
+
+        readers = []
+        self.prometheus: Optional[_exporters.PrometheusEndpoint] = None
+        if "prometheus" in settings.metrics_exporters:
+            self.prometheus = _exporters.start_prometheus(settings)
+            if self.prometheus is not None:
+                readers.append(self.prometheus.reader)
+        push_builders = {"otlp": _exporters.otlp_metric_exporter, "console": _exporters.console_metric_exporter}
+        self._push_readers = [
+            PeriodicExportingMetricReader(
+                push_builders[name](settings), export_interval_millis=settings.metric_export_interval_ms
+            )
+            for name in settings.metrics_exporters if name in push_builders
+        ]
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=[*readers, *self._push_readers, *metric_readers]
+        )
+        self.runtime = _runtime.Runtime(settings, self.tracer_provider, self.meter_provider, self.logger_provider)
+
+    def add_span_exporter(self, exporter: SpanExporter, *, batch: bool = True) -> None:
+        """Send spans to one more exporter, through its own queue (a slow backend holds no other)."""
+        processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+        self.tracer_provider.add_span_processor(KeepErrorsProcessor(processor))
+
+    def add_log_exporter(self, exporter: LogRecordExporter, *, batch: bool = True) -> None:
+        """Send telemetry events (log records) to one more exporter, through its own queue."""
+        processor = BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
+        self.logger_provider.add_log_record_processor(processor)
+
+    @property
+    def prometheus_url(self) -> Optional[str]:
+        """Where /metrics is served, or ``None`` if it is off or its port was taken."""
+        return self.prometheus.url if self.prometheus else None
+
+    def force_flush(self, timeout_millis: int = 10_000) -> bool:
+        """Export everything recorded so far; ``False`` if some exporter did not finish in time."""
+        if self._closed:
+            return False
+        results = [
+            self.tracer_provider.force_flush(timeout_millis),
+            self.logger_provider.force_flush(timeout_millis),
+        ]
+        # Not meter_provider.force_flush(): collecting the Prometheus reader outside a scrape makes
+        # the next scrape serve every series twice. Prometheus pulls; only push readers flush.
+        results += [reader.force_flush(timeout_millis) for reader in self._push_readers]
+        return all(r is not False for r in results)
+
+    def shutdown(self) -> None:
+        """Flush and stop every exporter; the API becomes a no-op until configured again."""
+        global _current
+        with _lock:
+            if self._closed:
+                return
+            self._closed = True
+            if _current is self:
+                _current = None
+                _runtime.install(None)
+        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+            try:
+                provider.shutdown()
+            except Exception:  # noqa: BLE001 - one failing exporter must not stop the others
+                _log.exception("avalo-otel: error while shutting down %s", type(provider).__name__)
+        if self.prometheus is not None:
+            self.prometheus.close()
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "Telemetry":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown()
+
+
+def _resource_attributes(settings: Settings) -> Mapping[str, Any]:
+    attrs: dict[str, Any] = {
+        "service.name": settings.service_name,
+        "telemetry.distro.name": "avalo-otel",
+        "telemetry.distro.version": __version__,
+    }
+    if settings.environment:
+        attrs["deployment.environment.name"] = settings.environment
+    return attrs
+
+
+def configure(
+    *,
+    environ: Optional[Mapping[str, str]] = None,
+    metric_readers: Sequence[MetricReader] = (),
+    **settings: Any,
+) -> Telemetry:
+    """Set up traces, metrics and logs from keyword arguments over ``OTEL_*``/``AVALO_OTEL_*`` variables.
+
+    Idempotent: called again with the same settings it returns the running handle; with other
+    settings it warns and keeps the running ones (shut the handle down first to change them).
+    ``metric_readers`` adds readers of your own (e.g. an ``InMemoryMetricReader``) to the
+    built ones. Raises :class:`ConfigurationError` on a bad value.
+    """
+    global _current
+    resolved = Settings.load(environ, **settings)
+    with _lock:
+        if _current is not None:
+            if _current.settings != resolved:
+                message = (
+                    "avalo-otel is already configured with other settings; keeping the running "
+                    "configuration (call shutdown() on the handle before configuring again)"
+                )
+                if resolved.strict:
+                    raise ConfigurationError(message)
+                _log.warning(message)
+            return _current
+        if resolved.disabled:
+            _log.info("avalo-otel: OTEL_SDK_DISABLED is set; telemetry is off")
+            handle = _DisabledTelemetry(resolved)
+        else:
+            handle = Telemetry(resolved, metric_readers)
+            _set_globals(handle)
+            _runtime.reset_caches()
+            _runtime.install(handle.runtime)
+        _current = handle
+        return handle
+
+
+def force_flush(timeout_millis: int = 10_000) -> bool:
+    handle = _current
+    return handle.force_flush(timeout_millis) if handle is not None else True
+
+
+def _set_globals(handle: Telemetry) -> None:
+    """Make the providers global so third-party instrumentations use them too.
+
+    OTel lets a global be set once per process; after a shutdown a new configure() replaces it.
+    Tracers handed out earlier keep the old provider, which is why configure belongs at start-up.
+    """
+    for module, flag in ((trace, "_TRACER_PROVIDER_SET_ONCE"), (metrics._internal, "_METER_PROVIDER_SET_ONCE"),
+                         (_logs._internal, "_LOGGER_PROVIDER_SET_ONCE")):
+        once = getattr(module, flag, None)
+        if once is not None and getattr(once, "_done", False) and _replaced_ours(module):
+            once._done = False
+    trace.set_tracer_provider(handle.tracer_provider)
+    metrics.set_meter_provider(handle.meter_provider)
+    _logs.set_logger_provider(handle.logger_provider)
+    _runtime.owned.extend((handle.tracer_provider, handle.meter_provider, handle.logger_provider))
+
+
+def _replaced_ours(module: Any) -> bool:
+    current = {
+        "opentelemetry.trace": lambda: trace.get_tracer_provider(),
+        "opentelemetry.metrics._internal": lambda: metrics.get_meter_provider(),
+        "opentelemetry._logs._internal": lambda: _logs.get_logger_provider(),
+    }[module.__name__]()
+    # Only a provider we installed may be replaced: never take over one the app set itself.
+    return _runtime.is_owned(current)
+
+
+class _DisabledTelemetry(Telemetry):
+    """The handle when ``OTEL_SDK_DISABLED=true``: nothing is built, every call is a no-op."""
+
+    def __init__(self, settings: Settings) -> None:  # noqa: D107 - deliberately builds nothing
+        self.settings = settings
+        self._closed = False
+        self.prometheus = None
+
+    def force_flush(self, timeout_millis: int = 10_000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        global _current
+        with _lock:
+            self._closed = True
+            if _current is self:
+                _current = None

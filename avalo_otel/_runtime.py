@@ -1,0 +1,301 @@
+"""The live state behind the public API: tracer, instruments, logger and the event recording path.
+
+``current()`` is what every API call asks first. It is the runtime built by ``configure()``, or,
+when the app configured OpenTelemetry itself, one bound to the global providers; with neither it
+is ``None`` and the API returns at once (the cheap no-op path).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from typing import Any, Mapping, Optional
+
+from opentelemetry import trace
+from opentelemetry._logs import LoggerProvider, get_logger_provider
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider, get_meter_provider
+from opentelemetry.trace import ProxyTracerProvider, NoOpTracerProvider, TracerProvider
+
+from . import conventions as c
+from .conventions import Attr, Level, MetricKind
+from .privacy import Pseudonymizer
+from .sampling import keep_event
+from .settings import Settings
+from .version import __version__
+
+_log = logging.getLogger("avalo_otel")
+_SCOPE = "avalo_otel"
+_DOMAIN_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+_ERROR_CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_LEVELS: dict[Any, Level] = {**{lv.value: lv for lv in Level}, "WARNING": Level.WARN, "FATAL": Level.CRITICAL}
+_MAX_METADATA_DEPTH = 4
+
+
+class Runtime:
+    """Instruments and settings for one configuration; the hot path of every API call."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        logger_provider: LoggerProvider,
+    ) -> None:
+        self.settings = settings
+        self.tracer = tracer_provider.get_tracer(_SCOPE, __version__)
+        self.meter = meter_provider.get_meter(_SCOPE, __version__)
+        self.logger = logger_provider.get_logger(_SCOPE, __version__)
+        self.min_rank = settings.min_level.rank
+        self.rate = settings.sampling_rate
+        self.strict = settings.strict
+        self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
+        self._lock = threading.Lock()
+        self._instruments: dict[str, tuple[MetricKind, Any]] = {}
+        self._op_attrs: dict[tuple, dict[str, str]] = {}
+        self._lat_attrs: dict[tuple, dict[str, str]] = {}
+        self._invalid = self.meter.create_counter(
+            "avalo_otel_invalid_input_total", description="Telemetry input that was malformed or dropped"
+        )
+        self._ops = self.instrument("avalo_operations_total", MetricKind.COUNTER)
+        self._latency = self.instrument("avalo_operation_latency_ms", MetricKind.HISTOGRAM)
+
+    # -- instruments -------------------------------------------------------------------------
+    def instrument(self, name: str, kind: MetricKind) -> Any:
+        found = self._instruments.get(name)
+        if found is not None and found[0] is kind:
+            return found[1]
+        with self._lock:
+            found = self._instruments.get(name)
+            if found is None:
+                made = self._create(name, kind)
+                self._instruments[name] = (kind, made)
+                return made
+        raise TypeError(f"metric {name!r} is a {found[0].value}, not a {kind.value}")
+
+    def _create(self, name: str, kind: MetricKind) -> Any:
+        if not isinstance(name, str) or not c.METRIC_NAME_PATTERN.match(name):
+            raise ValueError(f"metric name {name!r} is not a valid Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
+        spec = c.METRICS.get(name)
+        if spec is None:
+            self.unknown("metric", name)
+            description = ""
+        elif spec.kind is not kind:
+            raise TypeError(f"metric {name!r} is a {spec.kind.value}, not a {kind.value}")
+        else:
+            description = spec.description
+        # No OTel unit: Avalo's names carry theirs (…_ms), and a unit would be appended again on /metrics.
+        if kind is MetricKind.COUNTER:
+            return self.meter.create_counter(name, description=description)
+        if kind is MetricKind.GAUGE:
+            return self.meter.create_gauge(name, description=description)
+        buckets = c.LATENCY_BUCKETS_MS if name.endswith("_ms") else None
+        return self.meter.create_histogram(
+            name, description=description, explicit_bucket_boundaries_advisory=buckets
+        )
+
+    # -- input problems ----------------------------------------------------------------------
+    def unknown(self, what: str, value: str) -> None:
+        message = f"avalo-otel: unknown {what} {value!r} (accepted; add it to the conventions to silence this)"
+        if self.strict:
+            raise ValueError(message)
+        _log.warning(message)
+
+    def invalid(self, reason: str, message: str) -> None:
+        """Count a dropped or repaired input and say so once per reason."""
+        self._invalid.add(1, {"reason": reason})
+        if reason not in _warned:
+            _warned.add(reason)
+            _log.warning("avalo-otel: %s", message)
+
+    # -- the telemetry event -----------------------------------------------------------------
+    def record(
+        self,
+        domain: str,
+        operation: str,
+        level: Level,
+        success: bool,
+        error_code: Optional[str],
+        latency_ms: Optional[float],
+        actor_type: Optional[str],
+        actor_id: Any,
+        session_id: Any,
+        metadata: Optional[Mapping[str, Any]],
+        context: Optional[Context] = None,
+    ) -> None:
+        key = (domain, operation, success, error_code)
+        attrs = self._op_attrs.get(key)
+        if attrs is None:
+            attrs = self._op_attrs.setdefault(key, {
+                "domain": domain,
+                "operation": operation,
+                "outcome": c.outcome_of(success, error_code),
+                "error_code": error_code or "",
+            })
+        self._ops.add(1, attrs)
+        if latency_ms is not None:
+            lat_key = (domain, operation)
+            lat_attrs = self._lat_attrs.get(lat_key)
+            if lat_attrs is None:
+                lat_attrs = self._lat_attrs.setdefault(lat_key, {"domain": domain, "operation": operation})
+            self._latency.record(latency_ms, lat_attrs)
+
+        rank = level.rank
+        if rank < self.min_rank:
+            return
+        if self.rate < 1.0:
+            span_ctx = trace.get_current_span(context).get_span_context()
+            if not keep_event(self.rate, rank, success, domain, span_ctx):
+                return
+        attributes: dict[str, Any] = {
+            Attr.DOMAIN: domain,
+            Attr.OPERATION: operation,
+            Attr.SUCCESS: success,
+        }
+        if error_code is not None:
+            attributes[Attr.ERROR_TYPE] = error_code
+            attributes[Attr.ERROR_CLASS] = c.error_class(error_code).value
+        if latency_ms is not None:
+            attributes[Attr.LATENCY_MS] = latency_ms
+        if actor_type is not None:
+            attributes[Attr.ACTOR_TYPE] = str(actor_type)
+        if actor_id is not None:
+            attributes[Attr.ACTOR_ID] = self.pseudonymize(actor_id)
+        if session_id is not None:
+            attributes[Attr.SESSION_ID] = self.pseudonymize(session_id)
+        if metadata:
+            self._flatten(metadata, Attr.METADATA_PREFIX, attributes, 0)
+        self.logger.emit(
+            context=context,
+            severity_number=level.severity,
+            severity_text=level.value,
+            body=operation,
+            attributes=attributes,
+        )
+
+    def _flatten(self, data: Mapping[str, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
+        for key, value in data.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, (str, bool, int)):
+                out[name] = value
+            elif isinstance(value, float):
+                out[name] = value if math.isfinite(value) else str(value)
+            elif value is None:
+                continue
+            elif isinstance(value, Mapping) and depth < _MAX_METADATA_DEPTH:
+                self._flatten(value, name + ".", out, depth + 1)
+            elif isinstance(value, (list, tuple)) and _homogeneous(value):
+                out[name] = list(value)
+            else:
+                try:
+                    out[name] = json.dumps(value, default=_unserialisable, sort_keys=True)[:4096]
+                except (TypeError, ValueError):
+                    out[name] = _unserialisable(value)
+                    self.invalid("unserialisable_metadata", f"metadata {name!r} could not be serialised")
+
+
+_warned: set[str] = set()
+
+
+def _homogeneous(values: Any) -> bool:
+    kinds = {type(v) for v in values}
+    return len(kinds) == 1 and kinds.pop() in (str, bool, int, float)
+
+
+def _unserialisable(value: Any) -> str:
+    # The type name only: str(value) of an arbitrary object could carry personal data.
+    return f"<unserialisable {type(value).__name__}>"
+
+
+# -- the active runtime ------------------------------------------------------------------------
+_active: Optional[Runtime] = None
+_from_globals: Optional[tuple[object, Runtime]] = None
+_seen_names: dict[tuple[str, str], None] = {}
+#: The providers configure() installed as OTel globals (held, so their ids are never reused).
+owned: list[object] = []
+
+
+def is_owned(provider: object) -> bool:
+    return any(p is provider for p in owned)
+
+
+def current() -> Optional[Runtime]:
+    """The runtime the API records into, or ``None`` when nothing is configured (no-op)."""
+    if _active is not None:
+        return _active
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, (ProxyTracerProvider, NoOpTracerProvider)) or is_owned(provider):
+        # A provider of ours left global after shutdown() is not the app's own configuration.
+        return None
+    return _globals_runtime(provider)
+
+
+def _globals_runtime(provider: object) -> Runtime:
+    global _from_globals
+    cached = _from_globals
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    runtime = Runtime(Settings.load(), provider, get_meter_provider(), get_logger_provider())  # type: ignore[arg-type]
+    _from_globals = (provider, runtime)
+    return runtime
+
+
+def install(runtime: Optional[Runtime]) -> None:
+    global _active
+    _active = runtime
+
+
+# -- input validation, cached per distinct value so the hot path pays one dict lookup -----------
+def level_of(level: Any) -> Level:
+    found = _LEVELS.get(level)
+    if found is None and isinstance(level, str):
+        found = _LEVELS.get(level.upper())
+    if found is None:
+        raise ValueError(f"unknown level {level!r}: expected one of {', '.join(lv.value for lv in Level)}")
+    return found
+
+
+def check_names(domain: Any, operation: Any) -> None:
+    """Reject malformed domain/operation names; accept unknown well-formed ones with a warning."""
+    key = (domain, operation)
+    if key in _seen_names:
+        return
+    if not isinstance(domain, str) or not _DOMAIN_PATTERN.match(domain):
+        raise ValueError(f"domain {domain!r} is malformed: expected a lower-case word such as 'chat'")
+    if not isinstance(operation, str) or not c.OPERATION_PATTERN.match(operation):
+        raise ValueError(f"operation {operation!r} is malformed: expected 'domain.verb' such as 'chat.send'")
+    runtime = current()
+    if runtime is not None:
+        if domain not in c.Domain._value2member_map_:
+            runtime.unknown("domain", domain)
+        if operation not in c.KNOWN_OPERATIONS:
+            runtime.unknown("operation", operation)
+    _seen_names[key] = None
+
+
+def check_error_code(code: Any) -> Optional[str]:
+    if code is None:
+        return None
+    if code in c.ERROR_CODES:
+        return code
+    if not isinstance(code, str) or not _ERROR_CODE_PATTERN.match(code):
+        raise ValueError(f"error code {code!r} is malformed: expected UPPER_SNAKE_CASE such as 'TIMEOUT'")
+    runtime = current()
+    if runtime is not None and code not in _seen_codes:
+        _seen_codes.add(code)
+        runtime.unknown("error code (counted as server-side)", code)
+    return code
+
+
+_seen_codes: set[str] = set()
+
+
+def reset_caches() -> None:
+    """Forget warnings already given (a new configuration warns afresh)."""
+    _seen_names.clear()
+    _seen_codes.clear()
+    _warned.clear()
+

@@ -1,0 +1,131 @@
+"""Sampling that keeps what matters: every error and every critical-domain operation.
+
+Head sampling cannot know at a span's start that it will fail, so two parts work together:
+
+* :class:`AvaloSampler` keeps a ratio of routine traces (by trace id, so a trace is kept or
+  dropped whole), and always keeps spans of critical domains and spans that start already
+  marked as failed. A dropped span of our own API is re-emitted by the API if the operation fails;
+  a dropped third-party span is *recorded* (not sampled) so that :class:`KeepErrorsProcessor`
+  can still export it if it ends in error.
+* :func:`keep_event` applies the same rule to telemetry events (log records).
+
+Metrics are never sampled: every operation is counted.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Optional, Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, get_current_span
+from opentelemetry.trace.span import TraceState
+from opentelemetry.trace.status import StatusCode
+from opentelemetry.util.types import Attributes
+
+from .conventions import CRITICAL_DOMAINS, Attr
+
+_TRACE_ID_LIMIT = (1 << 64) - 1
+_WARN_RANK = 2
+
+
+def _bound(rate: float) -> int:
+    return round(rate * (_TRACE_ID_LIMIT + 1))
+
+
+class AvaloSampler(Sampler):
+    """Ratio sampling by trace id that never drops errors or wallet/safety operations."""
+
+    def __init__(self, rate: float = 1.0) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"sampling rate must be between 0 and 1, got {rate!r}")
+        self.rate = rate
+        self._bound = _bound(rate)
+        self._sample = SamplingResult(Decision.RECORD_AND_SAMPLE)
+        self._record = SamplingResult(Decision.RECORD_ONLY)
+        self._drop = SamplingResult(Decision.DROP)
+
+    def should_sample(
+        self,
+        parent_context: Optional[Context],
+        trace_id: int,
+        name: str,
+        kind: Optional[SpanKind] = None,
+        attributes: Attributes = None,
+        links: Optional[Sequence[Link]] = None,
+        trace_state: Optional[TraceState] = None,
+    ) -> SamplingResult:
+        parent = get_current_span(parent_context).get_span_context()
+        if parent.is_valid:
+            if parent.trace_flags.sampled:
+                return self._sample
+        elif trace_id & _TRACE_ID_LIMIT < self._bound:
+            return self._sample
+        if attributes:
+            if attributes.get(Attr.DOMAIN) in CRITICAL_DOMAINS or attributes.get(Attr.SUCCESS) is False:
+                return self._sample
+            if Attr.OPERATION in attributes:
+                # Our own API re-emits the span if the operation fails: no need to record it.
+                return self._drop
+        return self._record
+
+    def get_description(self) -> str:
+        return f"AvaloSampler{{rate={self.rate}}}"
+
+
+def sampler_from_arg(arg: str) -> AvaloSampler:
+    """``opentelemetry_traces_sampler`` entry point: ``OTEL_TRACES_SAMPLER=avalo``, ``..._ARG=0.1``."""
+    return AvaloSampler(float(arg) if arg and arg.strip() else 1.0)
+
+
+class KeepErrorsProcessor(SpanProcessor):
+    """Forwards sampled spans, and recorded-but-unsampled spans that ended in error, to ``inner``."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self.inner = inner
+
+    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        self.inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        ctx = span.context
+        if ctx.trace_flags.sampled:
+            self.inner.on_end(span)
+        elif span.status.status_code is StatusCode.ERROR:
+            self.inner.on_end(_as_sampled(span, ctx))
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def _as_sampled(span: ReadableSpan, ctx: SpanContext) -> ReadableSpan:
+    sampled = SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, TraceFlags(TraceFlags.SAMPLED), ctx.trace_state)
+    return ReadableSpan(
+        name=span.name,
+        context=sampled,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def keep_event(rate: float, level_rank: int, success: bool, domain: str, span_context: SpanContext) -> bool:
+    """Whether a telemetry event survives sampling (the level filter is applied before)."""
+    if rate >= 1.0 or not success or level_rank >= _WARN_RANK or domain in CRITICAL_DOMAINS:
+        return True
+    if span_context.is_valid:
+        # Follow the trace's decision so a kept trace has its events and a dropped one has none.
+        return bool(span_context.trace_flags.sampled)
+    return random.random() < rate

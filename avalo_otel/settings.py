@@ -1,0 +1,274 @@
+"""Every setting of avalo-otel, read from keyword arguments over the environment, in this one place.
+
+Standard ``OTEL_*`` variables are used wherever OpenTelemetry defines one; ``AVALO_OTEL_*`` names
+the settings that are ours. Bad values fail at once with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+from urllib.parse import unquote, urlsplit
+
+from .conventions import Level
+
+
+class ConfigurationError(ValueError):
+    """A setting has a value avalo-otel cannot use; the message names the setting and the value."""
+
+
+TRACES_EXPORTERS = frozenset({"otlp", "console", "none"})
+METRICS_EXPORTERS = frozenset({"otlp", "prometheus", "console", "none"})
+LOGS_EXPORTERS = frozenset({"otlp", "console", "none"})
+PRESETS = ("none", "datadog", "newrelic")
+PROTOCOLS = ("grpc", "http/protobuf")
+TEMPORALITIES = ("cumulative", "delta")
+NEWRELIC_ENDPOINTS = {"us": "https://otlp.nr-data.net:4318", "eu": "https://otlp.eu01.nr-data.net:4318"}
+_RATIO_SAMPLERS = ("avalo", "traceidratio", "parentbased_traceidratio")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Build it with :meth:`load`; secrets never appear in ``repr``."""
+
+    service_name: str = "avalo"
+    environment: str | None = None
+    min_level: Level = Level.INFO
+    sampling_rate: float = 1.0
+    traces_exporters: tuple[str, ...] = ()
+    metrics_exporters: tuple[str, ...] = ("prometheus",)
+    logs_exporters: tuple[str, ...] = ()
+    preset: str = "none"
+    otlp_endpoint: str | None = None
+    otlp_protocol: str = "grpc"
+    otlp_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    otlp_insecure: bool | None = None
+    metrics_temporality: str = "cumulative"
+    newrelic_license_key: str | None = field(default=None, repr=False)
+    newrelic_region: str = "us"
+    datadog_agent_host: str = "localhost"
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 9464
+    metric_export_interval_ms: int = 60_000
+    export_timeout_ms: int = 10_000
+    attribute_value_length_limit: int | None = None
+    attribute_count_limit: int | None = None
+    pseudonym_key: str | None = field(default=None, repr=False)
+    console_format: str = "compact"
+    strict: bool = False
+    disabled: bool = False
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Keyword arguments first, then the environment, then the defaults; validated."""
+        env = os.environ if environ is None else environ
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, (env_names, parse) in _SOURCES.items():
+            if name in overrides and overrides[name] is not None:
+                values[name] = _parse(parse, overrides[name], name)
+                continue
+            for var in env_names:
+                raw = env.get(var)
+                if raw is not None and raw.strip() != "":
+                    values[name] = _parse(parse, raw, var)
+                    break
+        if "sampling_rate" not in values and env.get("OTEL_TRACES_SAMPLER", "") in _RATIO_SAMPLERS:
+            arg = env.get("OTEL_TRACES_SAMPLER_ARG")
+            if arg:
+                values["sampling_rate"] = _parse(_ratio, arg, "OTEL_TRACES_SAMPLER_ARG")
+        return cls(**values)._with_preset(explicit=set(values))
+
+    def _with_preset(self, explicit: set[str]) -> "Settings":
+        """Fill in what a preset implies, without overriding anything set explicitly."""
+        changes: dict[str, Any] = {}
+        if self.preset == "newrelic":
+            if not self.newrelic_license_key:
+                raise ConfigurationError(
+                    "AVALO_OTEL_PRESET=newrelic needs the license key: set NEW_RELIC_LICENSE_KEY"
+                )
+            region = "eu" if self.newrelic_license_key.lower().startswith("eu") else self.newrelic_region
+            changes.update(
+                otlp_endpoint=self.otlp_endpoint or NEWRELIC_ENDPOINTS[region],
+                otlp_protocol="http/protobuf",
+                metrics_temporality="delta",
+                otlp_headers={**self.otlp_headers, "api-key": self.newrelic_license_key},
+                attribute_value_length_limit=self.attribute_value_length_limit or 4095,
+                attribute_count_limit=self.attribute_count_limit or 64,
+                newrelic_region=region,
+            )
+        elif self.preset == "datadog":
+            # The local Datadog Agent's OTLP ingest: 4317 gRPC, 4318 HTTP; it wants delta sums.
+            host = self.datadog_agent_host
+            port = 4318 if self.otlp_protocol == "http/protobuf" else 4317
+            changes.update(
+                otlp_endpoint=self.otlp_endpoint or f"http://{host}:{port}",
+                metrics_temporality="delta",
+            )
+        settings = dataclasses.replace(self, **changes) if changes else self
+        wants_otlp = settings.otlp_endpoint is not None or settings.preset != "none"
+        defaults: dict[str, Any] = {}
+        for name in ("traces_exporters", "logs_exporters"):
+            if wants_otlp and name not in explicit:
+                defaults[name] = ("otlp",)
+        if wants_otlp and "metrics_exporters" not in explicit:
+            defaults["metrics_exporters"] = (*settings.metrics_exporters, "otlp")
+        return dataclasses.replace(settings, **defaults) if defaults else settings
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as a dict for display, with secrets masked."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["otlp_headers"] = {k: "***" for k in self.otlp_headers}
+        out["newrelic_license_key"] = "***" if self.newrelic_license_key else None
+        out["pseudonym_key"] = "***" if self.pseudonym_key else None
+        out["min_level"] = self.min_level.value
+        return out
+
+
+def _parse(parse: Callable[[Any], Any], raw: Any, source: str) -> Any:
+    try:
+        return parse(raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"{source}={_safe(raw, source)}: {exc}") from None
+
+
+def _safe(raw: Any, source: str) -> str:
+    lowered = source.lower()
+    if any(s in lowered for s in ("key", "header", "secret", "token")):
+        return "'***'"
+    return repr(raw)
+
+
+def _ratio(raw: Any) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number between 0 and 1")
+    return value
+
+
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int_in(low: int, high: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError("expected a whole number")
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _exporters(allowed: frozenset[str]) -> Callable[[Any], tuple[str, ...]]:
+    def parse(raw: Any) -> tuple[str, ...]:
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+        bad = [n for n in names if n not in allowed]
+        if bad:
+            raise ValueError(f"unknown exporter {', '.join(bad)}; expected any of {', '.join(sorted(allowed))}")
+        return tuple(n for n in names if n != "none")
+
+    return parse
+
+
+def _level(raw: Any) -> Level:
+    text = str(raw).strip().upper()
+    text = {"WARNING": "WARN", "FATAL": "CRITICAL"}.get(text, text)
+    try:
+        return Level(text)
+    except ValueError:
+        raise ValueError(f"expected one of {', '.join(lv.value for lv in Level)}") from None
+
+
+def _endpoint(raw: Any) -> str:
+    value = str(raw).strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
+    return value.rstrip("/")
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    if isinstance(raw, Mapping):
+        return {str(k).strip().lower(): str(v) for k, v in raw.items()}
+    out: dict[str, str] = {}
+    for item in str(raw).split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError("expected comma-separated key=value pairs (W3C baggage format)")
+        out[unquote(key.strip()).lower()] = unquote(value.strip())
+    return out
+
+
+def _text(raw: Any) -> str:
+    value = str(raw).strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _temporality(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    # OTel's "lowmemory" is delta for counters and histograms: what we record is that.
+    return _choice(TEMPORALITIES)("delta" if value == "lowmemory" else value)
+
+
+# setting → (environment variables, most specific first; parser)
+_SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
+    "service_name": (("OTEL_SERVICE_NAME",), _text),
+    "environment": (("AVALO_OTEL_ENVIRONMENT",), _text),
+    "min_level": (("AVALO_OTEL_MIN_LEVEL",), _level),
+    "sampling_rate": (("AVALO_OTEL_SAMPLING_RATE",), _ratio),
+    "traces_exporters": (("OTEL_TRACES_EXPORTER",), _exporters(TRACES_EXPORTERS)),
+    "metrics_exporters": (("OTEL_METRICS_EXPORTER",), _exporters(METRICS_EXPORTERS)),
+    "logs_exporters": (("OTEL_LOGS_EXPORTER",), _exporters(LOGS_EXPORTERS)),
+    "preset": (("AVALO_OTEL_PRESET",), _choice(PRESETS)),
+    "otlp_endpoint": (("OTEL_EXPORTER_OTLP_ENDPOINT",), _endpoint),
+    "otlp_protocol": (("OTEL_EXPORTER_OTLP_PROTOCOL",), _choice(PROTOCOLS)),
+    "otlp_headers": (("OTEL_EXPORTER_OTLP_HEADERS",), _headers),
+    "otlp_insecure": (("OTEL_EXPORTER_OTLP_INSECURE",), _bool),
+    "metrics_temporality": (("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",), _temporality),
+    "newrelic_license_key": (("NEW_RELIC_LICENSE_KEY",), _text),
+    "newrelic_region": (("AVALO_OTEL_NEWRELIC_REGION",), _choice(("us", "eu"))),
+    "datadog_agent_host": (("DD_AGENT_HOST",), _text),
+    "prometheus_host": (("OTEL_EXPORTER_PROMETHEUS_HOST",), _text),
+    "prometheus_port": (("OTEL_EXPORTER_PROMETHEUS_PORT",), _int_in(0, 65535)),
+    "metric_export_interval_ms": (("OTEL_METRIC_EXPORT_INTERVAL",), _int_in(1, 86_400_000)),
+    "export_timeout_ms": (("OTEL_EXPORTER_OTLP_TIMEOUT",), _int_in(1, 600_000)),
+    "attribute_value_length_limit": (("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",), _int_in(1, 1 << 30)),
+    "attribute_count_limit": (("OTEL_ATTRIBUTE_COUNT_LIMIT",), _int_in(1, 1 << 20)),
+    "pseudonym_key": (("AVALO_OTEL_PSEUDONYM_KEY",), _text),
+    "console_format": (("AVALO_OTEL_CONSOLE_FORMAT",), _choice(("compact", "json"))),
+    "strict": (("AVALO_OTEL_STRICT",), _bool),
+    "disabled": (("OTEL_SDK_DISABLED",), _bool),
+}

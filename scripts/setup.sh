@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what avalo-otel needs on a fresh machine of this kind; safe to run again.
+#   scripts/setup.sh            the package in .venv (for the demo)
+#   scripts/setup.sh --test     plus the test extras and the real servers the tests run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)${1:-}"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  if [ "${1:-}" = "--test" ]; then extras=".[test]"; else extras="."; fi
+  .venv/bin/python -m pip install -q -e "$extras" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c "import avalo_otel" # fail here, loudly, if the install did not work
+  touch "$stamp"
+fi
+if [ "${1:-}" = "--test" ]; then
+  need=()
+  command -v prometheus >/dev/null || need+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]} from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+  # A Debian package may start the service; the tests run their own instances on free ports.
+  pkill -x prometheus 2>/dev/null || true
+fi
