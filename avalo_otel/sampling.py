@@ -58,6 +58,13 @@ class AvaloSampler(Sampler):
         trace_state: Optional[TraceState] = None,
     ) -> SamplingResult:
         parent = get_current_span(parent_context).get_span_context()
+        result = self._decide(parent, trace_id, attributes)
+        if parent.is_valid and parent.trace_state:
+            # The parent's tracestate (vendor data such as Datadog's) must carry on to the child.
+            return SamplingResult(result.decision, trace_state=parent.trace_state)
+        return result
+
+    def _decide(self, parent: SpanContext, trace_id: int, attributes: Attributes) -> SamplingResult:
         if parent.is_valid:
             if parent.trace_flags.sampled:
                 return self._sample

@@ -144,7 +144,10 @@ def _safe(raw: Any, source: str) -> str:
 
 
 def _ratio(raw: Any) -> float:
-    value = float(raw)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
     if not 0.0 <= value <= 1.0:
         raise ValueError("expected a number between 0 and 1")
     return value
@@ -163,9 +166,12 @@ def _bool(raw: Any) -> bool:
 
 def _int_in(low: int, high: int) -> Callable[[Any], int]:
     def parse(raw: Any) -> int:
-        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-            raise ValueError("expected a whole number")
-        value = int(raw)
+        try:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a whole number from {low} to {high}") from None
         if not low <= value <= high:
             raise ValueError(f"expected a whole number from {low} to {high}")
         return value
