@@ -12,10 +12,12 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from . import _exporters, _runtime
+from .privacy import Pseudonymizer, allowed_metric_labels, build_redactor
+from .privacy.processors import RedactingLogProcessor, RedactingMetricExporter, RedactingSpanProcessor, metric_views
 from .sampling import AvaloSampler, KeepErrorsProcessor
 from .settings import ConfigurationError, Settings
 from .version import __version__
@@ -32,6 +34,34 @@ class Telemetry:
         self.settings = settings
         self._closed = False
         resource = Resource.create(_resource_attributes(settings))
+        self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
+        self._redaction_counter: Any = None
+        self.redactor = build_redactor(settings, self.pseudonymize, self._count_redaction)
+
+        # Metrics first: the redaction counter lives there. Views limit label keys and series.
+        self.prometheus: Optional[_exporters.PrometheusEndpoint] = None
+        readers: list[MetricReader] = []
+        if "prometheus" in settings.metrics_exporters:
+            self.prometheus = _exporters.start_prometheus(settings, self.redactor)
+            if self.prometheus is not None:
+                readers.append(self.prometheus.reader)
+        push_builders = {"otlp": _exporters.otlp_metric_exporter, "console": _exporters.console_metric_exporter}
+        self._push_readers = [
+            PeriodicExportingMetricReader(
+                RedactingMetricExporter(self.redactor, push_builders[name](settings)),
+                export_interval_millis=settings.metric_export_interval_ms,
+            )
+            for name in settings.metrics_exporters if name in push_builders
+        ]
+        self.meter_provider = MeterProvider(
+            resource=resource,
+            metric_readers=[*readers, *self._push_readers, *metric_readers],
+            views=metric_views(allowed_metric_labels(settings), settings.metric_cardinality_limit),
+        )
+        self._redaction_counter = self.meter_provider.get_meter("avalo_otel", __version__).create_counter(
+            "avalo_otel_redactions_total", description="Values redacted before export, by rule"
+        )
+
         self.tracer_provider = TracerProvider(
             resource=resource,
             sampler=AvaloSampler(settings.sampling_rate),
@@ -39,6 +69,11 @@ class Telemetry:
                 max_span_attributes=settings.attribute_count_limit,
                 max_span_attribute_length=settings.attribute_value_length_limit,
             ),
+        )
+        # One privacy stage for all span exporters: error promotion, then redaction, then fan-out.
+        self._span_fanout = SynchronousMultiSpanProcessor()
+        self.tracer_provider.add_span_processor(
+            KeepErrorsProcessor(RedactingSpanProcessor(self.redactor, self._span_fanout))
         )
         span_builders = {"otlp": _exporters.otlp_span_exporter, "console": _exporters.console_span_exporter}
         for name in settings.traces_exporters:
@@ -51,35 +86,27 @@ class Telemetry:
                 max_attribute_length=settings.attribute_value_length_limit,
             ),
         )
+        self.logger_provider.add_log_record_processor(RedactingLogProcessor(self.redactor))
         log_builders = {"otlp": _exporters.otlp_log_exporter, "console": _exporters.console_log_exporter}
         for name in settings.logs_exporters:
             self.add_log_exporter(log_builders[name](settings))
+        self._logging_handler = _capture_stdlib_logging(self) if settings.capture_logging else None
 
-        readers = []
-        self.prometheus: Optional[_exporters.PrometheusEndpoint] = None
-        if "prometheus" in settings.metrics_exporters:
-            self.prometheus = _exporters.start_prometheus(settings)
-            if self.prometheus is not None:
-                readers.append(self.prometheus.reader)
-        push_builders = {"otlp": _exporters.otlp_metric_exporter, "console": _exporters.console_metric_exporter}
-        self._push_readers = [
-            PeriodicExportingMetricReader(
-                push_builders[name](settings), export_interval_millis=settings.metric_export_interval_ms
-            )
-            for name in settings.metrics_exporters if name in push_builders
-        ]
-        self.meter_provider = MeterProvider(
-            resource=resource, metric_readers=[*readers, *self._push_readers, *metric_readers]
-        )
-        self.runtime = _runtime.Runtime(settings, self.tracer_provider, self.meter_provider, self.logger_provider)
+        self.runtime = _runtime.Runtime(settings, self.tracer_provider, self.meter_provider, self.logger_provider,
+                                        pseudonymize=self.pseudonymize)
+
+    def _count_redaction(self, rule: str) -> None:
+        counter = self._redaction_counter
+        if counter is not None:
+            counter.add(1, {"rule": rule})
 
     def add_span_exporter(self, exporter: SpanExporter, *, batch: bool = True) -> None:
-        """Send spans to one more exporter, through its own queue (a slow backend holds no other)."""
-        processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-        self.tracer_provider.add_span_processor(KeepErrorsProcessor(processor))
+        """Send spans to one more exporter, behind the privacy stage and in its own queue
+        (a slow backend holds up no other)."""
+        self._span_fanout.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
 
     def add_log_exporter(self, exporter: LogRecordExporter, *, batch: bool = True) -> None:
-        """Send telemetry events (log records) to one more exporter, through its own queue."""
+        """Send telemetry events (log records) to one more exporter, behind the privacy stage."""
         processor = BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
         self.logger_provider.add_log_record_processor(processor)
 
@@ -111,6 +138,8 @@ class Telemetry:
             if _current is self:
                 _current = None
                 _runtime.install(None)
+        if self._logging_handler is not None:
+            logging.getLogger().removeHandler(self._logging_handler)
         for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
             try:
                 provider.shutdown()
@@ -128,6 +157,17 @@ class Telemetry:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.shutdown()
+
+
+def _capture_stdlib_logging(handle: "Telemetry") -> logging.Handler:
+    """Bridge the stdlib ``logging`` root logger into the log pipeline (behind the privacy stage)."""
+    from opentelemetry.sdk._logs import LoggingHandler
+
+    handler = LoggingHandler(level=logging.INFO, logger_provider=handle.logger_provider)
+    # Records about exporting must not be exported: a failing backend would feed itself.
+    handler.addFilter(lambda record: not record.name.startswith(("opentelemetry", "avalo_otel")))
+    logging.getLogger().addHandler(handler)
+    return handler
 
 
 def _resource_attributes(settings: Settings) -> Mapping[str, Any]:

@@ -15,6 +15,8 @@ from opentelemetry.sdk.metrics import (
 )
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricReader, MetricsData
 
+from .privacy.processors import redact_metrics
+from .privacy import Redactor
 from .settings import Settings
 
 _log = logging.getLogger("avalo_otel")
@@ -141,10 +143,15 @@ class PrometheusEndpoint:
         self.server.server_close()
 
 
-def start_prometheus(settings: Settings) -> Optional[PrometheusEndpoint]:
+def start_prometheus(settings: Settings, redactor: Redactor) -> Optional[PrometheusEndpoint]:
     """Serve /metrics with Avalo's names exactly; a taken port is a warning, not a crash."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import CollectorRegistry, start_http_server
+
+    class RedactingPrometheusReader(PrometheusMetricReader):
+        # A scrape collects through here: label values are redacted before they are served.
+        def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
+            super()._receive_metrics(redact_metrics(redactor, metrics_data), timeout_millis, **kwargs)
 
     registry = CollectorRegistry(auto_describe=False)
     try:
@@ -157,7 +164,7 @@ def start_prometheus(settings: Settings) -> Optional[PrometheusEndpoint]:
         )
         return None
     # Scope labels (otel_scope_name …) would make every Avalo series differ from the original's.
-    reader = PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+    reader = RedactingPrometheusReader(registry=registry, scope_info_enabled=False)
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in str(host) else host
     return PrometheusEndpoint(reader=reader, server=server, url=f"http://{shown}:{port}/metrics")

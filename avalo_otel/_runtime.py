@@ -12,7 +12,8 @@ import logging
 import math
 import re
 import threading
-from typing import Any, Mapping, Optional
+import time
+from typing import Any, Callable, Mapping, Optional
 
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, get_logger_provider
@@ -44,6 +45,7 @@ class Runtime:
         tracer_provider: TracerProvider,
         meter_provider: MeterProvider,
         logger_provider: LoggerProvider,
+        pseudonymize: Optional[Callable[[Any], str]] = None,
     ) -> None:
         self.settings = settings
         self.tracer = tracer_provider.get_tracer(_SCOPE, __version__)
@@ -52,11 +54,12 @@ class Runtime:
         self.min_rank = settings.min_level.rank
         self.rate = settings.sampling_rate
         self.strict = settings.strict
-        self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
+        self.pseudonymize = pseudonymize or Pseudonymizer(settings.pseudonym_key)
         self._lock = threading.Lock()
         self._instruments: dict[str, tuple[MetricKind, Any]] = {}
         self._op_attrs: dict[tuple, dict[str, str]] = {}
         self._lat_attrs: dict[tuple, dict[str, str]] = {}
+        self._allowed: dict[str, frozenset[str]] = {}
         self._invalid = self.meter.create_counter(
             "avalo_otel_invalid_input_total", description="Telemetry input that was malformed or dropped"
         )
@@ -96,6 +99,21 @@ class Runtime:
         return self.meter.create_histogram(
             name, description=description, explicit_bucket_boundaries_advisory=buckets
         )
+
+    def allowed_labels(self, name: str, labels: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Only the label keys allowed for this metric: free-form labels never reach a backend."""
+        spec = c.METRICS.get(name)
+        if spec is None:
+            return labels  # custom metric: the global allow-list (metric view) applies
+        allowed = self._allowed.get(name)
+        if allowed is None:
+            allowed = self._allowed.setdefault(name, frozenset(spec.labels) | frozenset(self.settings.metric_labels))
+        if labels.keys() <= allowed:
+            return labels
+        dropped = sorted(set(labels) - allowed)
+        self.invalid("label_not_allowed", f"metric {name}: labels {dropped} are not allowed and were dropped "
+                                          "(allow them with AVALO_OTEL_METRIC_LABELS)")
+        return {k: v for k, v in labels.items() if k in allowed}
 
     # -- input problems ----------------------------------------------------------------------
     def unknown(self, what: str, value: str) -> None:
@@ -150,11 +168,14 @@ class Runtime:
             span_ctx = trace.get_current_span(context).get_span_context()
             if not keep_event(self.rate, rank, success, domain, span_ctx):
                 return
-        attributes: dict[str, Any] = {
-            Attr.DOMAIN: domain,
-            Attr.OPERATION: operation,
-            Attr.SUCCESS: success,
-        }
+        # Metadata first: when an attribute count limit applies, the SDK evicts the oldest keys,
+        # and the event's own fields must be the ones that survive.
+        attributes: dict[str, Any] = {}
+        if metadata:
+            self._flatten(metadata, Attr.METADATA_PREFIX, attributes, 0)
+        attributes[Attr.DOMAIN] = domain
+        attributes[Attr.OPERATION] = operation
+        attributes[Attr.SUCCESS] = success
         if error_code is not None:
             attributes[Attr.ERROR_TYPE] = error_code
             attributes[Attr.ERROR_CLASS] = c.error_class(error_code).value
@@ -166,9 +187,8 @@ class Runtime:
             attributes[Attr.ACTOR_ID] = self.pseudonymize(actor_id)
         if session_id is not None:
             attributes[Attr.SESSION_ID] = self.pseudonymize(session_id)
-        if metadata:
-            self._flatten(metadata, Attr.METADATA_PREFIX, attributes, 0)
         self.logger.emit(
+            timestamp=time.time_ns(),
             context=context,
             severity_number=level.severity,
             severity_text=level.value,

@@ -25,7 +25,7 @@ def inc_counter(name: str, labels: Labels = None, *, value: float = 1) -> None:
     if not _finite(value) or value < 0:
         runtime.invalid("invalid_metric_value", f"counter {name}: value {value!r} is not a non-negative number")
         return
-    counter.add(value, _attrs(labels))
+    counter.add(value, _attrs(runtime, name, labels))
 
 
 def set_gauge(name: str, value: float, labels: Labels = None) -> None:
@@ -37,7 +37,7 @@ def set_gauge(name: str, value: float, labels: Labels = None) -> None:
     if not _finite(value):
         runtime.invalid("invalid_metric_value", f"gauge {name}: value {value!r} is not a finite number")
         return
-    gauge.set(value, _attrs(labels))
+    gauge.set(value, _attrs(runtime, name, labels))
 
 
 def observe_latency(name: str, value_ms: float, labels: Labels = None) -> None:
@@ -49,7 +49,7 @@ def observe_latency(name: str, value_ms: float, labels: Labels = None) -> None:
     if not _finite(value_ms) or value_ms < 0:
         runtime.invalid("invalid_metric_value", f"histogram {name}: value {value_ms!r} is not a non-negative number")
         return
-    histogram.record(value_ms, _attrs(labels))
+    histogram.record(value_ms, _attrs(runtime, name, labels))
 
 
 def flush_metrics(timeout_millis: int = 10_000) -> bool:
@@ -63,9 +63,10 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _attrs(labels: Labels) -> Optional[Mapping[str, Any]]:
+def _attrs(runtime: _runtime.Runtime, name: str, labels: Labels) -> Optional[Mapping[str, Any]]:
     if not labels:
         return None
+    labels = runtime.allowed_labels(name, labels)
     for value in labels.values():
         if not isinstance(value, (str, bool, int, float)):
             # Label values must be scalars: anything else is stringified rather than lost.

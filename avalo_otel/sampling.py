@@ -25,6 +25,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.trace.status import StatusCode
 from opentelemetry.util.types import Attributes
 
+from ._spans import copy_span
 from .conventions import CRITICAL_DOMAINS, Attr
 
 _TRACE_ID_LIMIT = (1 << 64) - 1
@@ -43,9 +44,6 @@ class AvaloSampler(Sampler):
             raise ValueError(f"sampling rate must be between 0 and 1, got {rate!r}")
         self.rate = rate
         self._bound = _bound(rate)
-        self._sample = SamplingResult(Decision.RECORD_AND_SAMPLE)
-        self._record = SamplingResult(Decision.RECORD_ONLY)
-        self._drop = SamplingResult(Decision.DROP)
 
     def should_sample(
         self,
@@ -58,25 +56,28 @@ class AvaloSampler(Sampler):
         trace_state: Optional[TraceState] = None,
     ) -> SamplingResult:
         parent = get_current_span(parent_context).get_span_context()
-        result = self._decide(parent, trace_id, attributes)
-        if parent.is_valid and parent.trace_state:
-            # The parent's tracestate (vendor data such as Datadog's) must carry on to the child.
-            return SamplingResult(result.decision, trace_state=parent.trace_state)
-        return result
+        decision = self._decide(parent, trace_id, attributes)
+        # The SDK gives the span only the attributes in the result, and the parent's tracestate
+        # (vendor data such as Datadog's) must carry on to the child.
+        return SamplingResult(
+            decision,
+            attributes if decision is not Decision.DROP else None,
+            parent.trace_state if parent.is_valid else None,
+        )
 
-    def _decide(self, parent: SpanContext, trace_id: int, attributes: Attributes) -> SamplingResult:
+    def _decide(self, parent: SpanContext, trace_id: int, attributes: Attributes) -> Decision:
         if parent.is_valid:
             if parent.trace_flags.sampled:
-                return self._sample
+                return Decision.RECORD_AND_SAMPLE
         elif trace_id & _TRACE_ID_LIMIT < self._bound:
-            return self._sample
+            return Decision.RECORD_AND_SAMPLE
         if attributes:
             if attributes.get(Attr.DOMAIN) in CRITICAL_DOMAINS or attributes.get(Attr.SUCCESS) is False:
-                return self._sample
+                return Decision.RECORD_AND_SAMPLE
             if Attr.OPERATION in attributes:
                 # Our own API re-emits the span if the operation fails: no need to record it.
-                return self._drop
-        return self._record
+                return Decision.DROP
+        return Decision.RECORD_ONLY
 
     def get_description(self) -> str:
         return f"AvaloSampler{{rate={self.rate}}}"
@@ -111,21 +112,8 @@ class KeepErrorsProcessor(SpanProcessor):
 
 
 def _as_sampled(span: ReadableSpan, ctx: SpanContext) -> ReadableSpan:
-    sampled = SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, TraceFlags(TraceFlags.SAMPLED), ctx.trace_state)
-    return ReadableSpan(
-        name=span.name,
-        context=sampled,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=span.attributes,
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    return copy_span(span, context=SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, flags, ctx.trace_state))
 
 
 def keep_event(rate: float, level_rank: int, success: bool, domain: str, span_context: SpanContext) -> bool:

@@ -56,6 +56,14 @@ class Settings:
     attribute_value_length_limit: int | None = None
     attribute_count_limit: int | None = None
     pseudonym_key: str | None = field(default=None, repr=False)
+    redact_keys: tuple[str, ...] = ()
+    safe_keys: tuple[str, ...] = ()
+    redact_ip_addresses: bool = True
+    redact_patterns: Mapping[str, str] = field(default_factory=dict)
+    redaction_hook: Callable[[str, Any], Any] | None = None
+    metric_labels: tuple[str, ...] = ()
+    metric_cardinality_limit: int = 2000
+    capture_logging: bool = False
     console_format: str = "compact"
     strict: bool = False
     disabled: bool = False
@@ -94,8 +102,8 @@ class Settings:
             region = "eu" if self.newrelic_license_key.lower().startswith("eu") else self.newrelic_region
             changes.update(
                 otlp_endpoint=self.otlp_endpoint or NEWRELIC_ENDPOINTS[region],
-                otlp_protocol="http/protobuf",
-                metrics_temporality="delta",
+                otlp_protocol=self.otlp_protocol if "otlp_protocol" in explicit else "http/protobuf",
+                metrics_temporality=self.metrics_temporality if "metrics_temporality" in explicit else "delta",
                 otlp_headers={**self.otlp_headers, "api-key": self.newrelic_license_key},
                 attribute_value_length_limit=self.attribute_value_length_limit or 4095,
                 attribute_count_limit=self.attribute_count_limit or 64,
@@ -107,7 +115,7 @@ class Settings:
             port = 4318 if self.otlp_protocol == "http/protobuf" else 4317
             changes.update(
                 otlp_endpoint=self.otlp_endpoint or f"http://{host}:{port}",
-                metrics_temporality="delta",
+                metrics_temporality=self.metrics_temporality if "metrics_temporality" in explicit else "delta",
             )
         settings = dataclasses.replace(self, **changes) if changes else self
         wants_otlp = settings.otlp_endpoint is not None or settings.preset != "none"
@@ -249,7 +257,31 @@ def _temporality(raw: Any) -> str:
     return _choice(TEMPORALITIES)("delta" if value == "lowmemory" else value)
 
 
-# setting → (environment variables, most specific first; parser)
+def _names(raw: Any) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    return tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
+
+
+def _patterns(raw: Any) -> dict[str, str]:
+    import re
+
+    if not isinstance(raw, Mapping):
+        raise ValueError("expected a mapping of rule name to regular expression")
+    for rule, pattern in raw.items():
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ValueError(f"rule {rule!r}: not a valid regular expression ({exc})") from None
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _hook(raw: Any) -> Callable[[str, Any], Any]:
+    if not callable(raw):
+        raise ValueError("expected a callable (key, value) -> value")
+    return raw
+
+
+# setting → (environment variables, most specific first; parser). No variable: keyword only.
 _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "service_name": (("OTEL_SERVICE_NAME",), _text),
     "environment": (("AVALO_OTEL_ENVIRONMENT",), _text),
@@ -275,6 +307,14 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "attribute_count_limit": (("OTEL_ATTRIBUTE_COUNT_LIMIT",), _int_in(1, 1 << 20)),
     "pseudonym_key": (("AVALO_OTEL_PSEUDONYM_KEY",), _text),
     "console_format": (("AVALO_OTEL_CONSOLE_FORMAT",), _choice(("compact", "json"))),
+    "redact_keys": (("AVALO_OTEL_REDACT_KEYS",), _names),
+    "safe_keys": (("AVALO_OTEL_SAFE_KEYS",), _names),
+    "redact_ip_addresses": (("AVALO_OTEL_REDACT_IPS",), _bool),
+    "redact_patterns": ((), _patterns),
+    "redaction_hook": ((), _hook),
+    "metric_labels": (("AVALO_OTEL_METRIC_LABELS",), _names),
+    "metric_cardinality_limit": (("AVALO_OTEL_METRIC_CARDINALITY_LIMIT",), _int_in(1, 1_000_000)),
+    "capture_logging": (("AVALO_OTEL_CAPTURE_LOGGING",), _bool),
     "strict": (("AVALO_OTEL_STRICT",), _bool),
     "disabled": (("OTEL_SDK_DISABLED",), _bool),
 }

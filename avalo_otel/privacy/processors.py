@@ -1,0 +1,174 @@
+"""The privacy stage in front of every exporter: spans, log records and metric points.
+
+Each signal is redacted once, before the fan-out to exporters, so adding an exporter adds no
+redaction work and no exporter can see unredacted data:
+
+* spans: :class:`RedactingSpanProcessor` wraps the exporters' processors and hands them a
+  redacted copy (attributes, event and link attributes, status description, span name);
+* log records: :class:`RedactingLogProcessor` is registered first and rewrites the record in
+  place (body and attributes) before the batch processors queue it;
+* metrics: label keys are limited by views (see ``metric_views``) and label values are redacted
+  at collection by :func:`redact_metrics`, used by the Prometheus reader and the push exporters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Optional, Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.view import View
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import Link
+from opentelemetry.trace.status import Status
+
+from .._spans import copy_span
+from . import Redactor
+
+class RedactingSpanProcessor(SpanProcessor):
+    """Redacts each ended span once and passes the copy to ``inner`` (the exporters' fan-out)."""
+
+    def __init__(self, redactor: Redactor, inner: SpanProcessor) -> None:
+        self.redactor = redactor
+        self.inner = inner
+
+    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        self.inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.inner.on_end(redact_span(self.redactor, span))
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def redact_span(redactor: Redactor, span: ReadableSpan) -> ReadableSpan:
+    changes: dict[str, Any] = {}
+    name = redactor.redact_text(span.name)
+    if name is not span.name:
+        changes["name"] = name
+    attrs = redactor.redact_attributes(span.attributes)
+    if attrs is not None:
+        changes["attributes"] = attrs
+    if span.events:
+        events = _redact_events(redactor, span.events)
+        if events is not None:
+            changes["events"] = events
+    if span.links:
+        links = _redact_links(redactor, span.links)
+        if links is not None:
+            changes["links"] = links
+    description = span.status.description
+    if description:
+        clean = redactor.redact_text(description)
+        if clean is not description:
+            changes["status"] = Status(span.status.status_code, clean)
+    return copy_span(span, **changes) if changes else span
+
+
+def _redact_events(redactor: Redactor, events: Sequence[Event]) -> Optional[list[Event]]:
+    out, changed = [], False
+    for event in events:
+        attrs = redactor.redact_attributes(event.attributes)
+        name = redactor.redact_text(event.name)
+        if attrs is None and name is event.name:
+            out.append(event)
+            continue
+        changed = True
+        out.append(Event(name, attrs if attrs is not None else event.attributes, event.timestamp))
+    return out if changed else None
+
+
+def _redact_links(redactor: Redactor, links: Sequence[Link]) -> Optional[list[Link]]:
+    out, changed = [], False
+    for link in links:
+        attrs = redactor.redact_attributes(link.attributes)
+        if attrs is None:
+            out.append(link)
+        else:
+            changed = True
+            out.append(Link(link.context, attrs))
+    return out if changed else None
+
+
+class RedactingLogProcessor(LogRecordProcessor):
+    """Registered before the exporters' processors: rewrites body and attributes in place."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        record = log_record.log_record
+        body = record.body
+        if isinstance(body, str):
+            record.body = self.redactor.redact_text(body)
+        elif body is not None:
+            record.body = self.redactor.redact_value(body)
+        attrs = self.redactor.redact_attributes(record.attributes)
+        if attrs is not None:
+            record.attributes = attrs
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+# -- metrics ------------------------------------------------------------------------------------
+def metric_views(allowed_keys: Iterable[str], cardinality_limit: int) -> list[View]:
+    """One view for every instrument: only allow-listed label keys, and at most
+    ``cardinality_limit`` series per instrument (the rest aggregate into the OTel overflow series
+    ``otel_metric_overflow="true"``)."""
+    return [View(instrument_name="*", attribute_keys=set(allowed_keys),
+                 aggregation_cardinality_limit=cardinality_limit)]
+
+
+def redact_metrics(redactor: Redactor, data: Optional[MetricsData]) -> Optional[MetricsData]:
+    """``data`` with every point's label values redacted; the same object when nothing changed."""
+    if data is None:
+        return None
+    changed = False
+    resource_metrics = []
+    for rm in data.resource_metrics:
+        scope_metrics = []
+        for sm in rm.scope_metrics:
+            metrics = []
+            for metric in sm.metrics:
+                points = []
+                for point in metric.data.data_points:
+                    attrs = redactor.redact_attributes(point.attributes)
+                    if attrs is not None:
+                        changed = True
+                        point = dataclasses.replace(point, attributes=attrs)
+                    points.append(point)
+                metrics.append(dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=points)))
+            scope_metrics.append(dataclasses.replace(sm, metrics=metrics))
+        resource_metrics.append(dataclasses.replace(rm, scope_metrics=scope_metrics))
+    return dataclasses.replace(data, resource_metrics=resource_metrics) if changed else data
+
+
+class RedactingMetricExporter(MetricExporter):
+    """Wraps a push exporter (OTLP, console) so label values are redacted before they are sent."""
+
+    def __init__(self, redactor: Redactor, inner: MetricExporter) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - pass the wrapped choice on
+            preferred_aggregation=inner._preferred_aggregation,  # noqa: SLF001
+        )
+        self.redactor = redactor
+        self.inner = inner
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        return self.inner.export(redact_metrics(self.redactor, metrics_data), timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)

@@ -1,0 +1,109 @@
+"""The Store interface: the original design's five collections, whatever holds them.
+
+Documents keep the original field names (``ts``, ``domain``, ``errorCode``, ``latencyMs`` …).
+Times are epoch milliseconds (ints) in documents; ``expireAt`` is epoch ms too (Firestore stores
+it as a timestamp for its TTL policy). Every document has a deterministic ``id`` so a retried
+write never duplicates.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence, runtime_checkable
+
+TELEMETRY_EVENTS = "telemetry_events"
+METRICS = "metrics"
+TRACES = "traces"
+ALERT_RULES = "alert_rules"
+ALERT_EVENTS = "alert_events"
+COLLECTIONS = (TELEMETRY_EVENTS, METRICS, TRACES, ALERT_RULES, ALERT_EVENTS)
+
+DAY_MS = 86_400_000
+#: Retention per collection in days (None: kept), as in the original design.
+RETENTION_DAYS: Mapping[str, Optional[int]] = {
+    TELEMETRY_EVENTS: 90, METRICS: 30, TRACES: 30, ALERT_RULES: None, ALERT_EVENTS: 90,
+}
+#: The time field each collection is ordered and expired by.
+TIME_FIELD: Mapping[str, str] = {
+    TELEMETRY_EVENTS: "ts", METRICS: "timestamp", TRACES: "startTime", ALERT_RULES: "updatedAt",
+    ALERT_EVENTS: "timestamp",
+}
+
+Document = dict[str, Any]
+
+
+class StoreError(Exception):
+    """A store could not do what was asked; ``transient`` says whether a retry may succeed."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Storage for the five collections. Implementations must be safe to call from several
+    threads at once (the exporter threads write while readers query)."""
+
+    def write(self, collection: str, documents: Sequence[Document]) -> None:
+        """Upsert documents by ``id`` (idempotent). Raises ``StoreError`` (transient or not)."""
+
+    def query_events(
+        self, *, domain: Optional[str] = None, level: Optional[str] = None, operation: Optional[str] = None,
+        success: Optional[bool] = None, start_ms: Optional[int] = None, end_ms: Optional[int] = None,
+        limit: int = 100,
+    ) -> list[Document]:
+        """``telemetry_events`` matching every given field, ``start_ms <= ts < end_ms``, newest first."""
+
+    def query_metrics(
+        self, *, name: Optional[str] = None, type: Optional[str] = None,
+        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 1000,
+    ) -> list[Document]:
+        """``metrics`` points by name/type and ``timestamp`` range, newest first."""
+
+    def query_traces(
+        self, *, trace_id: Optional[str] = None, operation: Optional[str] = None,
+        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 1000,
+    ) -> list[Document]:
+        """``traces`` (one document per span) by traceId or operation and ``startTime`` range;
+        by trace id oldest first (the trace's order), otherwise newest first."""
+
+    def put_alert_rule(self, rule: Document) -> None:
+        """Create or replace a rule (by ``id``)."""
+
+    def get_alert_rule(self, rule_id: str) -> Optional[Document]: ...
+
+    def list_alert_rules(self, *, enabled: Optional[bool] = None) -> list[Document]: ...
+
+    def delete_alert_rule(self, rule_id: str) -> bool:
+        """True if a rule was deleted."""
+
+    def insert_alert_event(self, event: Document) -> None: ...
+
+    def query_alert_events(
+        self, *, severity: Optional[str] = None, acknowledged: Optional[bool] = None,
+        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 50,
+    ) -> list[Document]:
+        """Alert events, newest first."""
+
+    def acknowledge_alert(self, event_id: str, by: str, at_ms: Optional[int] = None) -> bool:
+        """Set ``acknowledged``, ``acknowledgedBy``, ``acknowledgedAt``; False if no such event."""
+
+    def delete_expired(self, collection: str, now_ms: int, *, batch_size: int = 500, dry_run: bool = False) -> int:
+        """Delete (or with ``dry_run`` only count) documents whose ``expireAt <= now_ms``, in batches."""
+
+    def close(self) -> None: ...
+
+
+def expire_at(collection: str, time_ms: int) -> Optional[int]:
+    days = RETENTION_DAYS[collection]
+    return None if days is None else time_ms + days * DAY_MS
+
+
+def check_collection(collection: str) -> str:
+    if collection not in COLLECTIONS:
+        raise StoreError(f"unknown collection {collection!r}: expected one of {', '.join(COLLECTIONS)}")
+    return collection
+
+
+def ids(documents: Iterable[Document]) -> list[str]:
+    return [str(d["id"]) for d in documents]
