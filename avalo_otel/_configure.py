@@ -12,13 +12,13 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from . import _exporters, _runtime
 from .privacy import Pseudonymizer, allowed_metric_labels, build_redactor
-from .privacy.processors import RedactingLogProcessor, RedactingMetricExporter, RedactingSpanProcessor, metric_views
-from .sampling import AvaloSampler, KeepErrorsProcessor
+from .privacy.processors import RedactingLogProcessor, RedactingMetricExporter, SpanExportPipeline, metric_views
+from .sampling import AvaloSampler
 from .settings import ConfigurationError, Settings
 from .version import __version__
 
@@ -70,11 +70,9 @@ class Telemetry:
                 max_span_attribute_length=settings.attribute_value_length_limit,
             ),
         )
-        # One privacy stage for all span exporters: error promotion, then redaction, then fan-out.
-        self._span_fanout = SynchronousMultiSpanProcessor()
-        self.tracer_provider.add_span_processor(
-            KeepErrorsProcessor(RedactingSpanProcessor(self.redactor, self._span_fanout))
-        )
+        # One privacy stage for all span exporters: keep errors, redact once, fan out.
+        self._span_pipeline = SpanExportPipeline(self.redactor)
+        self.tracer_provider.add_span_processor(self._span_pipeline)
         span_builders = {"otlp": _exporters.otlp_span_exporter, "console": _exporters.console_span_exporter}
         for name in settings.traces_exporters:
             self.add_span_exporter(span_builders[name](settings))
@@ -93,7 +91,7 @@ class Telemetry:
         self._logging_handler = _capture_stdlib_logging(self) if settings.capture_logging else None
 
         self.runtime = _runtime.Runtime(settings, self.tracer_provider, self.meter_provider, self.logger_provider,
-                                        pseudonymize=self.pseudonymize)
+                                        redactor=self.redactor, pseudonymize=self.pseudonymize)
 
     def _count_redaction(self, rule: str) -> None:
         counter = self._redaction_counter
@@ -103,7 +101,7 @@ class Telemetry:
     def add_span_exporter(self, exporter: SpanExporter, *, batch: bool = True) -> None:
         """Send spans to one more exporter, behind the privacy stage and in its own queue
         (a slow backend holds up no other)."""
-        self._span_fanout.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
+        self._span_pipeline.add(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
 
     def add_log_exporter(self, exporter: LogRecordExporter, *, batch: bool = True) -> None:
         """Send telemetry events (log records) to one more exporter, behind the privacy stage."""
@@ -238,7 +236,8 @@ def _set_globals(handle: Telemetry) -> None:
     trace.set_tracer_provider(handle.tracer_provider)
     metrics.set_meter_provider(handle.meter_provider)
     _logs.set_logger_provider(handle.logger_provider)
-    _runtime.owned.extend((handle.tracer_provider, handle.meter_provider, handle.logger_provider))
+    for provider in (handle.tracer_provider, handle.meter_provider, handle.logger_provider):
+        _runtime.owned[id(provider)] = provider
 
 
 def _replaced_ours(module: Any) -> bool:

@@ -56,7 +56,6 @@ class Operation:
         self,
         domain: Optional[str],
         name: str,
-        *,
         events: bool,
         parent: Parent = None,
         level: Any = None,
@@ -152,14 +151,16 @@ class OperationFactory:
     """What ``time_operation(...)``/``trace_operation(...)`` return without a callable:
     a decorator, or a context manager for one block."""
 
-    __slots__ = ("_kwargs", "_entered")
+    __slots__ = ("_args", "_entered")
 
-    def __init__(self, **kwargs: Any) -> None:
-        self._kwargs = kwargs
+    def __init__(self, domain: Optional[str], name: str, events: bool, parent: Parent = None, level: Any = None,
+                 actor_type: Optional[str] = None, actor_id: Any = None, session_id: Any = None,
+                 metadata: Optional[Mapping[str, Any]] = None) -> None:
+        self._args = (domain, name, events, parent, level, actor_type, actor_id, session_id, metadata)
         self._entered: list[Operation] = []
 
     def new(self) -> Operation:
-        return Operation(**self._kwargs)
+        return Operation(*self._args)
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(fn):

@@ -23,7 +23,7 @@ from opentelemetry.trace import ProxyTracerProvider, NoOpTracerProvider, TracerP
 
 from . import conventions as c
 from .conventions import Attr, Level, MetricKind
-from .privacy import Pseudonymizer
+from .privacy import Pseudonymizer, Redactor, build_redactor
 from .sampling import keep_event
 from .settings import Settings
 from .version import __version__
@@ -32,6 +32,10 @@ _log = logging.getLogger("avalo_otel")
 _SCOPE = "avalo_otel"
 _DOMAIN_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _ERROR_CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# Plain dicts: enum properties cost more than the lookups on this path.
+_RANK = {lv: lv.rank for lv in Level}
+_SEVERITY = {lv: lv.severity for lv in Level}
+_TEXT = {lv: lv.value for lv in Level}
 _LEVELS: dict[Any, Level] = {**{lv.value: lv for lv in Level}, "WARNING": Level.WARN, "FATAL": Level.CRITICAL}
 _MAX_METADATA_DEPTH = 4
 
@@ -45,6 +49,7 @@ class Runtime:
         tracer_provider: TracerProvider,
         meter_provider: MeterProvider,
         logger_provider: LoggerProvider,
+        redactor: Optional["Redactor"] = None,
         pseudonymize: Optional[Callable[[Any], str]] = None,
     ) -> None:
         self.settings = settings
@@ -55,6 +60,8 @@ class Runtime:
         self.rate = settings.sampling_rate
         self.strict = settings.strict
         self.pseudonymize = pseudonymize or Pseudonymizer(settings.pseudonym_key)
+        # Events are redacted here, as they are built, rather than again in the log pipeline.
+        self.redactor = redactor or build_redactor(settings, self.pseudonymize, lambda rule: None)
         self._lock = threading.Lock()
         self._instruments: dict[str, tuple[MetricKind, Any]] = {}
         self._op_attrs: dict[tuple, dict[str, str]] = {}
@@ -161,7 +168,7 @@ class Runtime:
                 lat_attrs = self._lat_attrs.setdefault(lat_key, {"domain": domain, "operation": operation})
             self._latency.record(latency_ms, lat_attrs)
 
-        rank = level.rank
+        rank = _RANK[level]
         if rank < self.min_rank:
             return
         if self.rate < 1.0:
@@ -173,6 +180,9 @@ class Runtime:
         attributes: dict[str, Any] = {}
         if metadata:
             self._flatten(metadata, Attr.METADATA_PREFIX, attributes, 0)
+            clean = self.redactor.redact_attributes(attributes)
+            if clean is not None:
+                attributes = clean
         attributes[Attr.DOMAIN] = domain
         attributes[Attr.OPERATION] = operation
         attributes[Attr.SUCCESS] = success
@@ -182,7 +192,7 @@ class Runtime:
         if latency_ms is not None:
             attributes[Attr.LATENCY_MS] = latency_ms
         if actor_type is not None:
-            attributes[Attr.ACTOR_TYPE] = str(actor_type)
+            attributes[Attr.ACTOR_TYPE] = self.redactor.redact_text(str(actor_type))
         if actor_id is not None:
             attributes[Attr.ACTOR_ID] = self.pseudonymize(actor_id)
         if session_id is not None:
@@ -190,8 +200,8 @@ class Runtime:
         self.logger.emit(
             timestamp=time.time_ns(),
             context=context,
-            severity_number=level.severity,
-            severity_text=level.value,
+            severity_number=_SEVERITY[level],
+            severity_text=_TEXT[level],
             body=operation,
             attributes=attributes,
         )
@@ -234,12 +244,12 @@ def _unserialisable(value: Any) -> str:
 _active: Optional[Runtime] = None
 _from_globals: Optional[tuple[object, Runtime]] = None
 _seen_names: dict[tuple[str, str], None] = {}
-#: The providers configure() installed as OTel globals (held, so their ids are never reused).
-owned: list[object] = []
+#: The providers configure() installed as OTel globals, by id (held, so ids are never reused).
+owned: dict[int, object] = {}
 
 
 def is_owned(provider: object) -> bool:
-    return any(p is provider for p in owned)
+    return id(provider) in owned
 
 
 def current() -> Optional[Runtime]:

@@ -5,7 +5,7 @@ Head sampling cannot know at a span's start that it will fail, so two parts work
 * :class:`AvaloSampler` keeps a ratio of routine traces (by trace id, so a trace is kept or
   dropped whole), and always keeps spans of critical domains and spans that start already
   marked as failed. A dropped span of our own API is re-emitted by the API if the operation fails;
-  a dropped third-party span is *recorded* (not sampled) so that :class:`KeepErrorsProcessor`
+  a dropped third-party span is *recorded* (not sampled) so that the export pipeline (:func:`exportable`)
   can still export it if it ends in error.
 * :func:`keep_event` applies the same rule to telemetry events (log records).
 
@@ -18,7 +18,7 @@ import random
 from typing import Optional, Sequence
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, get_current_span
 from opentelemetry.trace.span import TraceState
@@ -88,32 +88,16 @@ def sampler_from_arg(arg: str) -> AvaloSampler:
     return AvaloSampler(float(arg) if arg and arg.strip() else 1.0)
 
 
-class KeepErrorsProcessor(SpanProcessor):
-    """Forwards sampled spans, and recorded-but-unsampled spans that ended in error, to ``inner``."""
-
-    def __init__(self, inner: SpanProcessor) -> None:
-        self.inner = inner
-
-    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
-        self.inner.on_start(span, parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        ctx = span.context
-        if ctx.trace_flags.sampled:
-            self.inner.on_end(span)
-        elif span.status.status_code is StatusCode.ERROR:
-            self.inner.on_end(_as_sampled(span, ctx))
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-
-def _as_sampled(span: ReadableSpan, ctx: SpanContext) -> ReadableSpan:
-    flags = TraceFlags(TraceFlags.SAMPLED)
-    return copy_span(span, context=SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, flags, ctx.trace_state))
+def exportable(span: ReadableSpan) -> Optional[ReadableSpan]:
+    """The span to export: itself if sampled, a sampled copy if it was only recorded and ended in
+    error (errors are always kept), else ``None``."""
+    ctx = span.context
+    if ctx.trace_flags.sampled:
+        return span
+    if span.status.status_code is StatusCode.ERROR:
+        flags = TraceFlags(TraceFlags.SAMPLED)
+        return copy_span(span, context=SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, flags, ctx.trace_state))
+    return None
 
 
 def keep_event(rate: float, level_rank: int, success: bool, domain: str, span_context: SpanContext) -> bool:

@@ -82,10 +82,7 @@ def time_operation(
     awaitable); without ``fn`` it is a decorator or a ``with``/``async with`` block.
     """
     _runtime.check_names(domain, operation)
-    factory = OperationFactory(
-        domain=domain, name=operation, events=True, parent=parent, level=level,
-        actor_type=actor_type, actor_id=actor_id, session_id=session_id, metadata=metadata,
-    )
+    factory = OperationFactory(domain, operation, True, parent, level, actor_type, actor_id, session_id, metadata)
     return factory if fn is None else run(factory, fn, pass_trace=False)
 
 
@@ -99,7 +96,7 @@ def trace_operation(
     """A span around an operation, no event. ``trace_operation("wallet.spend", fn)`` calls
     ``fn(trace_ctx)`` now, as the original did; without ``fn`` it is a decorator or ``with`` block."""
     _runtime.check_names(domain or operation.split(".", 1)[0], operation)
-    factory = OperationFactory(domain=domain, name=operation, events=False, parent=parent)
+    factory = OperationFactory(domain, operation, False, parent)
     return factory if fn is None else run(factory, fn, pass_trace=True)
 
 

@@ -3,8 +3,9 @@
 Each signal is redacted once, before the fan-out to exporters, so adding an exporter adds no
 redaction work and no exporter can see unredacted data:
 
-* spans: :class:`RedactingSpanProcessor` wraps the exporters' processors and hands them a
-  redacted copy (attributes, event and link attributes, status description, span name);
+* spans: :class:`SpanExportPipeline` is the one processor in front of the exporters' processors
+  and hands them a redacted copy (attributes, event and link attributes, status description,
+  span name);
 * log records: :class:`RedactingLogProcessor` is registered first and rewrites the record in
   place (body and attributes) before the batch processors queue it;
 * metrics: label keys are limited by views (see ``metric_views``) and label values are redacted
@@ -25,26 +26,44 @@ from opentelemetry.trace import Link
 from opentelemetry.trace.status import Status
 
 from .._spans import copy_span
+from ..sampling import exportable
 from . import Redactor
 
-class RedactingSpanProcessor(SpanProcessor):
-    """Redacts each ended span once and passes the copy to ``inner`` (the exporters' fan-out)."""
+#: The instrumentation scope of avalo-otel's own API.
+OWN_SCOPE = "avalo_otel"
 
-    def __init__(self, redactor: Redactor, inner: SpanProcessor) -> None:
+class SpanExportPipeline(SpanProcessor):
+    """The one processor in front of every span exporter: keep (sampled or failed), redact once,
+    then hand the copy to each exporter's own processor.
+
+    One flat stage rather than nested wrappers: this runs for every span, and each layer of
+    ``on_start``/``on_end`` calls costs more than the work it forwards."""
+
+    def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
-        self.inner = inner
+        self._processors: tuple[SpanProcessor, ...] = ()
+
+    def add(self, processor: SpanProcessor) -> None:
+        self._processors = (*self._processors, processor)
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
-        self.inner.on_start(span, parent_context)
+        # Exporters sit behind Batch/Simple processors, which do nothing when a span starts.
+        return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        self.inner.on_end(redact_span(self.redactor, span))
+        kept = exportable(span)
+        if kept is None:
+            return
+        clean = redact_span(self.redactor, kept)
+        for processor in self._processors:
+            processor.on_end(clean)
 
     def shutdown(self) -> None:
-        self.inner.shutdown()
+        for processor in self._processors:
+            processor.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
+        return all([processor.force_flush(timeout_millis) for processor in self._processors])
 
 
 def redact_span(redactor: Redactor, span: ReadableSpan) -> ReadableSpan:
@@ -52,15 +71,18 @@ def redact_span(redactor: Redactor, span: ReadableSpan) -> ReadableSpan:
     name = redactor.redact_text(span.name)
     if name is not span.name:
         changes["name"] = name
-    attrs = redactor.redact_attributes(span.attributes)
+    # The public properties copy on every access; the SDK's own fields are read once instead.
+    attrs = redactor.redact_attributes(getattr(span, "_attributes", None) or span.attributes)
     if attrs is not None:
         changes["attributes"] = attrs
-    if span.events:
-        events = _redact_events(redactor, span.events)
+    events = getattr(span, "_events", None) if hasattr(span, "_events") else span.events
+    if events:
+        events = _redact_events(redactor, events)
         if events is not None:
             changes["events"] = events
-    if span.links:
-        links = _redact_links(redactor, span.links)
+    links = getattr(span, "_links", None) if hasattr(span, "_links") else span.links
+    if links:
+        links = _redact_links(redactor, links)
         if links is not None:
             changes["links"] = links
     description = span.status.description
@@ -103,6 +125,9 @@ class RedactingLogProcessor(LogRecordProcessor):
         self.redactor = redactor
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        scope = log_record.instrumentation_scope
+        if scope is not None and scope.name == OWN_SCOPE:
+            return  # our API redacts its events as it builds them (see _runtime.Runtime.record)
         record = log_record.log_record
         body = record.body
         if isinstance(body, str):

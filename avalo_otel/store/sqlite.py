@@ -1,0 +1,352 @@
+"""The embedded store: the five collections in one SQLite file, stdlib ``sqlite3`` only.
+
+Each collection is a table holding the queried fields as columns plus the whole document as
+JSON (``doc``); the indexes are the original design's composite Firestore indexes.
+
+Concurrency: the file is in WAL mode, so readers never block the writer nor each other. All
+writes go through one connection behind a lock: SQLite admits one writer at a time anyway, and
+serialising our own threads in Python means they never meet ``SQLITE_BUSY`` (``busy_timeout``
+covers other processes on the same file). Queries use a small pool of read-only connections, so
+a dashboard query runs while the exporter thread writes, each on a consistent snapshot. A pool
+rather than one connection per thread: short-lived request threads would otherwise leave open
+connections behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+
+from .base import (
+    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, METRICS, TELEMETRY_EVENTS, TIME_FIELD, TRACES, Document,
+    StoreError, check_collection,
+)
+from .schema import alert_event_document, alert_rule_document, prepare_document
+
+#: Where ``SQLiteStore()`` puts its file: relative to the working directory.
+#: (``AVALO_OTEL_STORE_PATH`` is read by the settings, which pass the path in.)
+DEFAULT_PATH = "./avalo-telemetry.db"
+BUSY_TIMEOUT_MS = 10_000
+_PREFIX = re.compile(r"^[A-Za-z0-9_]*$")
+_READERS_KEPT = 4
+_TRANSIENT = ("locked", "busy", "disk i/o")
+
+# Queried fields per collection (column → "text" | "int" | "bool"); expireAt is in every table.
+_COLUMNS: Mapping[str, Mapping[str, str]] = {
+    TELEMETRY_EVENTS: {"domain": "text", "level": "text", "operation": "text", "success": "bool", "ts": "int"},
+    METRICS: {"name": "text", "type": "text", "timestamp": "int"},
+    TRACES: {"traceId": "text", "operation": "text", "startTime": "int"},
+    ALERT_RULES: {"enabled": "bool", "updatedAt": "int"},
+    ALERT_EVENTS: {"severity": "text", "acknowledged": "bool", "timestamp": "int"},
+}
+# The original composite indexes, plus the time field alone (unfiltered queries) and expireAt.
+_INDEXES: Mapping[str, Sequence[tuple[str, ...]]] = {
+    TELEMETRY_EVENTS: [("domain", "ts"), ("level", "ts"), ("operation", "ts"), ("success", "ts"), ("ts",)],
+    METRICS: [("name", "timestamp"), ("type", "timestamp"), ("timestamp",)],
+    TRACES: [("traceId", "startTime"), ("operation", "startTime"), ("startTime",)],
+    ALERT_RULES: [("enabled",)],
+    ALERT_EVENTS: [("severity", "timestamp"), ("acknowledged", "timestamp"), ("timestamp",)],
+}
+_SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "bool": "INTEGER"}
+
+
+class SQLiteStore:
+    """``Store`` on one SQLite file; ``prefix`` is prepended to every table (e.g. ``"staging_"``)."""
+
+    def __init__(self, path: Union[str, "os.PathLike[str]", None] = None, *, prefix: str = "") -> None:
+        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+            raise StoreError(f"invalid collection prefix {prefix!r}: use only letters, digits and underscores")
+        self.prefix = prefix
+        self.path = _prepare_path(DEFAULT_PATH if path is None else path)
+        # ":memory:" is private to each connection: there, reads share the writer connection.
+        self._memory = self.path == ":memory:"
+        self._write_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = self._connect(reader=False)
+        try:
+            with self._transaction("create tables") as conn:
+                for collection in COLLECTIONS:
+                    for statement in self._schema(collection):
+                        conn.execute(statement)
+        except StoreError:
+            self._writer.close()
+            raise
+
+    # -- connections ---------------------------------------------------------------------------
+    def _connect(self, *, reader: bool) -> sqlite3.Connection:
+        try:
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) so a writer takes the
+            # write lock up front instead of failing to upgrade a read lock under contention.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite telemetry store at {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if reader:
+                conn.execute("PRAGMA query_only = ON")
+            else:
+                self.journal_mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+                conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, fast commits
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot use the SQLite telemetry store at {self.path}: {exc}") from exc
+        return conn
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            message = str(exc)
+            transient = any(word in message.lower() for word in _TRANSIENT)
+            raise StoreError(f"SQLite store ({self.path}) could not {what}: {message}", transient=transient) from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the SQLite store at {self.path} is closed")
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._write_lock, self._errors(what):
+            self._check_open()
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[sqlite3.Connection]:
+        if self._memory:
+            with self._write_lock, self._errors(what):
+                self._check_open()
+                yield self._writer
+            return
+        with self._pool_lock:
+            self._check_open()
+            conn: Optional[sqlite3.Connection] = self._readers.pop() if self._readers else None
+        with self._errors(what):
+            if conn is None:
+                conn = self._connect(reader=True)
+            try:
+                yield conn
+            finally:
+                with self._pool_lock:
+                    if not self._closed and len(self._readers) < _READERS_KEPT:
+                        self._readers.append(conn)
+                        conn = None
+                if conn is not None:
+                    conn.close()
+
+    # -- schema --------------------------------------------------------------------------------
+    def _table(self, collection: str) -> str:
+        return self.prefix + check_collection(collection)
+
+    def _schema(self, collection: str) -> list[str]:
+        table, columns = self._table(collection), _COLUMNS[collection]
+        defs = ", ".join(f'"{name}" {_SQL_TYPES[kind]}' for name, kind in columns.items())
+        statements = [f'CREATE TABLE IF NOT EXISTS "{table}" '
+                      f'(id TEXT PRIMARY KEY, {defs}, "expireAt" INTEGER, doc TEXT NOT NULL)']
+        indexes = list(_INDEXES[collection]) + ([] if collection == ALERT_RULES else [("expireAt",)])
+        for fields in indexes:
+            name = f"{table}__{'_'.join(fields)}"
+            columns_sql = ", ".join(f'"{f}"' for f in fields)
+            statements.append(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ({columns_sql})')
+        return statements
+
+    def _row(self, collection: str, doc: Document) -> tuple[Any, ...]:
+        values = [_column(kind, doc.get(name)) for name, kind in _COLUMNS[collection].items()]
+        return (doc["id"], *values, _column("int", doc.get("expireAt")), _encode(doc))
+
+    # -- Store ---------------------------------------------------------------------------------
+    def write(self, collection: str, documents: Sequence[Document]) -> None:
+        """Upsert by ``id``, all of ``documents`` in one transaction."""
+        table = self._table(collection)
+        rows = [self._row(collection, prepare_document(collection, doc)) for doc in documents]
+        if not rows:
+            return
+        names = ['"id"', *(f'"{c}"' for c in _COLUMNS[collection]), '"expireAt"', '"doc"']
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
+        sql = (f'INSERT INTO "{table}" ({", ".join(names)}) VALUES ({", ".join("?" * len(names))}) '
+               f"ON CONFLICT(id) DO UPDATE SET {updates}")
+        with self._transaction(f"write to {table}") as conn:
+            conn.executemany(sql, rows)
+
+    def _select(self, collection: str, filters: Mapping[str, Any], start_ms: Optional[int],
+                end_ms: Optional[int], limit: int, *, ascending: bool = False) -> list[Document]:
+        table, time_field = self._table(collection), TIME_FIELD[collection]
+        where, params = [f'"{time_field}" IS NOT NULL'], []
+        for name, value in filters.items():
+            if value is not None:
+                where.append(f'"{name}" = ?')
+                params.append(_column(_COLUMNS[collection][name], value))
+        if start_ms is not None:
+            where.append(f'"{time_field}" >= ?')
+            params.append(int(start_ms))
+        if end_ms is not None:
+            where.append(f'"{time_field}" < ?')
+            params.append(int(end_ms))
+        order = "ASC" if ascending else "DESC"
+        sql = (f'SELECT doc FROM "{table}" WHERE {" AND ".join(where)} '
+               f'ORDER BY "{time_field}" {order}, id {order} LIMIT ?')
+        with self._reading(f"query {table}") as conn:
+            rows = conn.execute(sql, (*params, _limit(limit))).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def query_events(
+        self, *, domain: Optional[str] = None, level: Optional[str] = None, operation: Optional[str] = None,
+        success: Optional[bool] = None, start_ms: Optional[int] = None, end_ms: Optional[int] = None,
+        limit: int = 100,
+    ) -> list[Document]:
+        filters = {"domain": domain, "level": level, "operation": operation, "success": success}
+        return self._select(TELEMETRY_EVENTS, filters, start_ms, end_ms, limit)
+
+    def query_metrics(
+        self, *, name: Optional[str] = None, type: Optional[str] = None,
+        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 1000,
+    ) -> list[Document]:
+        return self._select(METRICS, {"name": name, "type": type}, start_ms, end_ms, limit)
+
+    def query_traces(
+        self, *, trace_id: Optional[str] = None, operation: Optional[str] = None,
+        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 1000,
+    ) -> list[Document]:
+        filters = {"traceId": trace_id, "operation": operation}
+        return self._select(TRACES, filters, start_ms, end_ms, limit, ascending=trace_id is not None)
+
+    def put_alert_rule(self, rule: Document) -> None:
+        self.write(ALERT_RULES, [alert_rule_document(rule)])
+
+    def get_alert_rule(self, rule_id: str) -> Optional[Document]:
+        table = self._table(ALERT_RULES)
+        with self._reading(f"read {table}") as conn:
+            row = conn.execute(f'SELECT doc FROM "{table}" WHERE id = ?', (str(rule_id),)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list_alert_rules(self, *, enabled: Optional[bool] = None) -> list[Document]:
+        """Rules ordered by ``id``."""
+        table = self._table(ALERT_RULES)
+        sql, params = f'SELECT doc FROM "{table}"', []
+        if enabled is not None:
+            sql, params = sql + ' WHERE "enabled" = ?', [int(bool(enabled))]
+        with self._reading(f"read {table}") as conn:
+            rows = conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def delete_alert_rule(self, rule_id: str) -> bool:
+        table = self._table(ALERT_RULES)
+        with self._transaction(f"delete from {table}") as conn:
+            return conn.execute(f'DELETE FROM "{table}" WHERE id = ?', (str(rule_id),)).rowcount > 0
+
+    def insert_alert_event(self, event: Document) -> None:
+        self.write(ALERT_EVENTS, [alert_event_document(event)])
+
+    def query_alert_events(
+        self, *, severity: Optional[str] = None, acknowledged: Optional[bool] = None,
+        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 50,
+    ) -> list[Document]:
+        filters = {"severity": severity, "acknowledged": acknowledged}
+        return self._select(ALERT_EVENTS, filters, start_ms, end_ms, limit)
+
+    def acknowledge_alert(self, event_id: str, by: str, at_ms: Optional[int] = None) -> bool:
+        table = self._table(ALERT_EVENTS)
+        at = int(at_ms) if at_ms is not None else time.time_ns() // 1_000_000
+        with self._transaction(f"acknowledge in {table}") as conn:
+            row = conn.execute(f'SELECT doc FROM "{table}" WHERE id = ?', (str(event_id),)).fetchone()
+            if row is None:
+                return False
+            doc = json.loads(row[0])
+            doc.update(acknowledged=True, acknowledgedBy=by, acknowledgedAt=at)
+            conn.execute(f'UPDATE "{table}" SET "acknowledged" = 1, doc = ? WHERE id = ?', (_encode(doc), doc["id"]))
+        return True
+
+    def delete_expired(self, collection: str, now_ms: int, *, batch_size: int = 500, dry_run: bool = False) -> int:
+        """Each batch is its own transaction, so exporters keep writing during a long cleanup."""
+        table, batch = self._table(collection), _limit(batch_size)
+        if dry_run:
+            with self._reading(f"count expired in {table}") as conn:
+                sql = f'SELECT COUNT(*) FROM "{table}" WHERE "expireAt" <= ?'
+                return int(conn.execute(sql, (int(now_ms),)).fetchone()[0])
+        sql = (f'DELETE FROM "{table}" WHERE rowid IN '
+               f'(SELECT rowid FROM "{table}" WHERE "expireAt" <= ? LIMIT ?)')
+        total = 0
+        while True:
+            with self._transaction(f"delete expired from {table}") as conn:
+                deleted = conn.execute(sql, (int(now_ms), batch)).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
+
+    def close(self) -> None:
+        """Close every connection; later calls raise ``StoreError``. Idempotent."""
+        with self._write_lock:
+            with self._pool_lock:
+                if self._closed:
+                    return
+                self._closed = True
+                readers, self._readers = self._readers, []
+            for conn in readers:
+                conn.close()
+            self._writer.close()
+
+    def __enter__(self) -> "SQLiteStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, prefix={self.prefix!r})"
+
+
+def _prepare_path(path: Union[str, "os.PathLike[str]"]) -> str:
+    raw = os.fspath(path)
+    if raw == ":memory:":
+        return raw
+    target = Path(raw).expanduser()
+    if target.is_dir():
+        raise StoreError(f"cannot use {target} as the SQLite telemetry store: it is a directory")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StoreError(f"cannot create the directory {target.parent} for the SQLite telemetry store "
+                         f"{target}: {reason}") from exc
+    return str(target)
+
+
+def _column(kind: str, value: Any) -> Any:
+    """A document value as its column holds it (None when it cannot be: the doc keeps it)."""
+    if value is None:
+        return None
+    if kind == "text":
+        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if kind == "bool":
+        return int(bool(value)) if isinstance(value, (bool, int, float)) else None
+    if isinstance(value, (bool, int)) or (isinstance(value, float) and value == value and abs(value) < 2**63):
+        return int(value)
+    return None
+
+
+def _limit(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StoreError(f"limit and batch_size must be positive integers, not {value!r}")
+    return value
+
+
+def _encode(doc: Document) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

@@ -1,0 +1,208 @@
+"""SQLiteStore: the store contract, plus what only SQLite has (WAL, threads, files, prefixes)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from avalo_otel.store import DEFAULT_PATH, METRICS, TELEMETRY_EVENTS, SQLiteStore, StoreError
+from store_contract import T0, StoreContract, event, metric
+
+
+class TestSQLiteContract(StoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SQLiteStore]:
+        s = SQLiteStore(tmp_path / "contract.db")
+        yield s
+        s.close()
+
+
+class TestSQLiteMemoryContract(StoreContract):
+    @pytest.fixture
+    def store(self) -> Iterator[SQLiteStore]:
+        s = SQLiteStore(":memory:", prefix="mem_")
+        yield s
+        s.close()
+
+
+def test_wal_mode_and_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    with SQLiteStore(path) as store:
+        store.write(TELEMETRY_EVENTS, [event("e1", T0)])
+        raw = sqlite3.connect(path)
+        try:
+            assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+            assert {"telemetry_events__domain_ts", "telemetry_events__level_ts", "telemetry_events__operation_ts",
+                    "telemetry_events__success_ts", "metrics__name_timestamp", "metrics__type_timestamp",
+                    "traces__traceId_startTime", "traces__operation_startTime", "alert_events__severity_timestamp",
+                    "alert_events__acknowledged_timestamp", "telemetry_events__expireAt"} <= indexes
+            plan = " ".join(str(r) for r in raw.execute(
+                "EXPLAIN QUERY PLAN SELECT doc FROM telemetry_events WHERE domain = 'chat' ORDER BY ts DESC"))
+            assert "telemetry_events__domain_ts" in plan
+        finally:
+            raw.close()
+
+
+def test_concurrent_writer_and_readers(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "threads.db")
+    errors: list[BaseException] = []
+    done = threading.Event()
+    batches, per_batch = 60, 25
+
+    def writer() -> None:
+        try:
+            for b in range(batches):
+                store.write(TELEMETRY_EVENTS, [event(f"e{b}-{i}", T0 + b * per_batch + i) for i in range(per_batch)])
+                store.write(METRICS, [metric(f"m{b}", T0 + b)])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def reader() -> None:
+        try:
+            seen = 0
+            while not done.is_set():
+                docs = store.query_events(domain="chat", limit=500)
+                assert len(docs) >= seen or len(docs) == 500  # never goes back in time
+                seen = len(docs)
+                store.query_metrics(limit=10)
+                store.delete_expired(TELEMETRY_EVENTS, T0 - 1, dry_run=True)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert not errors, errors
+        assert len(store.query_events(limit=10_000)) == batches * per_batch
+        assert len(store.query_metrics(limit=10_000)) == batches
+    finally:
+        store.close()
+
+
+def test_two_stores_on_one_file_write_at_once(tmp_path: Path) -> None:
+    # As two processes would: separate connections, only SQLite's own locking between them.
+    path = tmp_path / "shared.db"
+    stores = [SQLiteStore(path), SQLiteStore(path)]
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for b in range(30):
+                stores[n].write(TELEMETRY_EVENTS, [event(f"s{n}-{b}-{i}", T0 + i) for i in range(20)])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert not errors, errors
+        assert len(stores[0].query_events(limit=10_000)) == 2 * 30 * 20
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_persists_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dirs" / "persist.db"  # parents are created
+    with SQLiteStore(path) as store:
+        store.write(TELEMETRY_EVENTS, [event("e1", T0)])
+        store.put_alert_rule({"id": "r1", "name": "r", "enabled": True})
+    with SQLiteStore(str(path)) as store:
+        assert [d["id"] for d in store.query_events()] == ["e1"]
+        assert store.get_alert_rule("r1") is not None
+
+
+def test_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with SQLiteStore() as store:
+        store.write(TELEMETRY_EVENTS, [event("e1", T0)])
+    assert DEFAULT_PATH == "./avalo-telemetry.db"
+    assert (tmp_path / "avalo-telemetry.db").is_file()
+
+
+def test_path_under_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot create the directory") as info:
+        SQLiteStore(blocker / "sub" / "t.db")
+    assert str(blocker) in str(info.value)
+    assert not info.value.transient
+
+
+def test_path_in_proc(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="SQLite telemetry store"):
+        SQLiteStore("/proc/avalo-otel-test/t.db")
+
+
+def test_path_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        SQLiteStore(tmp_path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(StoreError, match="garbage.db"):
+        SQLiteStore(path)
+
+
+@pytest.mark.parametrize("prefix", ["staging-", "a b", 'x";drop table t;--', "é", "."])
+def test_invalid_prefix(tmp_path: Path, prefix: str) -> None:
+    with pytest.raises(StoreError, match="invalid collection prefix"):
+        SQLiteStore(tmp_path / "t.db", prefix=prefix)
+
+
+def test_prefixes_are_separate_collections(tmp_path: Path) -> None:
+    path = tmp_path / "prefixed.db"
+    with SQLiteStore(path, prefix="staging_") as staging, SQLiteStore(path) as prod:
+        staging.write(TELEMETRY_EVENTS, [event("s1", T0)])
+        prod.write(TELEMETRY_EVENTS, [event("p1", T0)])
+        assert [d["id"] for d in staging.query_events()] == ["s1"]
+        assert [d["id"] for d in prod.query_events()] == ["p1"]
+    raw = sqlite3.connect(path)
+    try:
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        raw.close()
+    assert {"staging_telemetry_events", "telemetry_events", "staging_alert_rules"} <= tables
+
+
+def test_closed_store_raises(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "closed.db")
+    store.query_events()  # leaves a pooled reader to close
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        store.write(TELEMETRY_EVENTS, [event("e1", T0)])
+    with pytest.raises(StoreError, match="closed"):
+        store.query_events()
+
+
+def test_bad_limits(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "limits.db") as store:
+        for bad in (0, -1, 1.5):
+            with pytest.raises(StoreError, match="positive"):
+                store.query_events(limit=bad)  # type: ignore[arg-type]
+        with pytest.raises(StoreError, match="positive"):
+            store.delete_expired(TELEMETRY_EVENTS, T0, batch_size=0)
+
+
+def test_non_json_values_are_stored_safely(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "values.db") as store:
+        store.write(TELEMETRY_EVENTS, [event("e1", T0, metadata={"raw": b"\x00\xff", "tags": {"b", "a"},
+                                                                  "ratio": float("nan"), "obj": object()})])
+        [doc] = store.query_events()
+        assert doc["metadata"] == {"raw": "AP8=", "tags": ["a", "b"], "ratio": "nan", "obj": "<object>"}
