@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
@@ -45,13 +47,17 @@ class Telemetry:
             self.prometheus = _exporters.start_prometheus(settings, self.redactor)
             if self.prometheus is not None:
                 readers.append(self.prometheus.reader)
-        push_builders = {"otlp": _exporters.otlp_metric_exporter, "console": _exporters.console_metric_exporter}
+        self.store: Any = None  # the embedded SQLite store, when a signal is exported to it
+        push_builders = {"otlp": _exporters.otlp_metric_exporter, "console": _exporters.console_metric_exporter,
+                         "sqlite": self._sqlite_exporter("metrics")}
         self._push_readers = [
             PeriodicExportingMetricReader(
-                RedactingMetricExporter(self.redactor, push_builders[name](settings)),
+                RedactingMetricExporter(
+                    self.redactor, push_builders.get(name) and push_builders[name](settings)
+                    or _exporters.installed_exporter("metrics", name)),
                 export_interval_millis=settings.metric_export_interval_ms,
             )
-            for name in settings.metrics_exporters if name in push_builders
+            for name in settings.metrics_exporters if name != "prometheus"
         ]
         self.meter_provider = MeterProvider(
             resource=resource,
@@ -73,9 +79,11 @@ class Telemetry:
         # One privacy stage for all span exporters: keep errors, redact once, fan out.
         self._span_pipeline = SpanExportPipeline(self.redactor)
         self.tracer_provider.add_span_processor(self._span_pipeline)
-        span_builders = {"otlp": _exporters.otlp_span_exporter, "console": _exporters.console_span_exporter}
+        span_builders = {"otlp": _exporters.otlp_span_exporter, "console": _exporters.console_span_exporter,
+                         "sqlite": self._sqlite_exporter("traces")}
         for name in settings.traces_exporters:
-            self.add_span_exporter(span_builders[name](settings))
+            build = span_builders.get(name)
+            self.add_span_exporter(build(settings) if build else _exporters.installed_exporter("traces", name))
 
         self.logger_provider = LoggerProvider(
             resource=resource,
@@ -85,13 +93,29 @@ class Telemetry:
             ),
         )
         self.logger_provider.add_log_record_processor(RedactingLogProcessor(self.redactor))
-        log_builders = {"otlp": _exporters.otlp_log_exporter, "console": _exporters.console_log_exporter}
+        log_builders = {"otlp": _exporters.otlp_log_exporter, "console": _exporters.console_log_exporter,
+                        "sqlite": self._sqlite_exporter("logs")}
         for name in settings.logs_exporters:
-            self.add_log_exporter(log_builders[name](settings))
+            build = log_builders.get(name)
+            self.add_log_exporter(build(settings) if build else _exporters.installed_exporter("logs", name))
         self._logging_handler = _capture_stdlib_logging(self) if settings.capture_logging else None
 
         self.runtime = _runtime.Runtime(settings, self.tracer_provider, self.meter_provider, self.logger_provider,
                                         redactor=self.redactor, pseudonymize=self.pseudonymize)
+
+    def _sqlite_exporter(self, signal: str) -> Callable[[Settings], Any]:
+        """A builder for the embedded store's exporter; the store and its writer are shared."""
+        def build(settings: Settings) -> Any:
+            from .store import SQLiteStore
+            from .store.exporters import StoreLogExporter, StoreMetricExporter, StoreSpanExporter
+            from .store.writer import StoreWriter
+
+            if self.store is None:
+                self.store = SQLiteStore(settings.store_path, prefix=settings.store_prefix)
+                self._store_writer = StoreWriter(self.store, name="sqlite", max_buffer=settings.store_buffer)
+            kind = {"traces": StoreSpanExporter, "logs": StoreLogExporter, "metrics": StoreMetricExporter}[signal]
+            return kind(self.store, writer=self._store_writer)
+        return build
 
     def _count_redaction(self, rule: str) -> None:
         counter = self._redaction_counter
@@ -145,6 +169,9 @@ class Telemetry:
                 _log.exception("avalo-otel: error while shutting down %s", type(provider).__name__)
         if self.prometheus is not None:
             self.prometheus.close()
+        if self.store is not None:
+            self._store_writer.shutdown(timeout_s=10.0)
+            self.store.close()
 
     @property
     def is_shut_down(self) -> bool:
@@ -211,10 +238,31 @@ def configure(
         else:
             handle = Telemetry(resolved, metric_readers)
             _set_globals(handle)
+            if resolved.flush_on_sigterm:
+                _flush_on_sigterm()
             _runtime.reset_caches()
             _runtime.install(handle.runtime)
         _current = handle
         return handle
+
+
+def _flush_on_sigterm() -> None:
+    """Python's default SIGTERM kills the process without running ``atexit``, so what was
+    recorded just before would be lost. If nobody else handles SIGTERM, shut telemetry down
+    first, then die by the signal as before (same exit status for the supervisor)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # the app (or its server: gunicorn, uvicorn) owns SIGTERM and exits normally
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        handle = _current
+        if handle is not None:
+            handle.shutdown()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def force_flush(timeout_millis: int = 10_000) -> bool:

@@ -72,6 +72,17 @@ def temporality(settings: Settings) -> dict[type, AggregationTemporality]:
     }
 
 
+def installed_exporter(signal: str, name: str) -> Any:
+    """An exporter another package registered under OTel's entry points (e.g. ``firestore``)."""
+    from importlib.metadata import entry_points
+
+    from .settings import EXPORTER_GROUPS, ConfigurationError
+
+    for entry_point in entry_points(group=EXPORTER_GROUPS[signal], name=name):
+        return entry_point.load()()
+    raise ConfigurationError(f"no {signal} exporter named {name!r} is installed")
+
+
 # -- console ------------------------------------------------------------------------------------
 def _short(value: int, width: int) -> str:
     return format(value, f"0{width}x")[:8] if value else "-"

@@ -19,9 +19,15 @@ class ConfigurationError(ValueError):
     """A setting has a value avalo-otel cannot use; the message names the setting and the value."""
 
 
-TRACES_EXPORTERS = frozenset({"otlp", "console", "none"})
-METRICS_EXPORTERS = frozenset({"otlp", "prometheus", "console", "none"})
-LOGS_EXPORTERS = frozenset({"otlp", "console", "none"})
+TRACES_EXPORTERS = frozenset({"otlp", "console", "sqlite", "none"})
+METRICS_EXPORTERS = frozenset({"otlp", "prometheus", "console", "sqlite", "none"})
+LOGS_EXPORTERS = frozenset({"otlp", "console", "sqlite", "none"})
+#: Where installed packages register more exporters (e.g. ``firestore``), by signal.
+EXPORTER_GROUPS = {
+    "traces": "opentelemetry_traces_exporter",
+    "metrics": "opentelemetry_metrics_exporter",
+    "logs": "opentelemetry_logs_exporter",
+}
 PRESETS = ("none", "datadog", "newrelic")
 PROTOCOLS = ("grpc", "http/protobuf")
 TEMPORALITIES = ("cumulative", "delta")
@@ -64,6 +70,10 @@ class Settings:
     metric_labels: tuple[str, ...] = ()
     metric_cardinality_limit: int = 2000
     capture_logging: bool = False
+    flush_on_sigterm: bool = True
+    store_path: str = "avalo-telemetry.db"
+    store_prefix: str = ""
+    store_buffer: int = 10_000
     console_format: str = "compact"
     strict: bool = False
     disabled: bool = False
@@ -197,10 +207,19 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
-def _exporters(allowed: frozenset[str]) -> Callable[[Any], tuple[str, ...]]:
+def installed_exporters(signal: str) -> frozenset[str]:
+    """Exporter names other packages register for a signal (OTel's entry-point groups)."""
+    from importlib.metadata import entry_points
+
+    return frozenset(ep.name for ep in entry_points(group=EXPORTER_GROUPS[signal]))
+
+
+def _exporters(builtin: frozenset[str], signal: str) -> Callable[[Any], tuple[str, ...]]:
     def parse(raw: Any) -> tuple[str, ...]:
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         names = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+        unknown = [n for n in names if n not in builtin]
+        allowed = builtin | installed_exporters(signal) if unknown else builtin
         bad = [n for n in names if n not in allowed]
         if bad:
             raise ValueError(f"unknown exporter {', '.join(bad)}; expected any of {', '.join(sorted(allowed))}")
@@ -257,6 +276,15 @@ def _temporality(raw: Any) -> str:
     return _choice(TEMPORALITIES)("delta" if value == "lowmemory" else value)
 
 
+def _prefix(raw: Any) -> str:
+    import re
+
+    value = str(raw).strip()
+    if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", value):
+        raise ValueError("a collection prefix is letters, digits and underscores, starting with a letter")
+    return value
+
+
 def _names(raw: Any) -> tuple[str, ...]:
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     return tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
@@ -287,9 +315,12 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "environment": (("AVALO_OTEL_ENVIRONMENT",), _text),
     "min_level": (("AVALO_OTEL_MIN_LEVEL",), _level),
     "sampling_rate": (("AVALO_OTEL_SAMPLING_RATE",), _ratio),
-    "traces_exporters": (("OTEL_TRACES_EXPORTER",), _exporters(TRACES_EXPORTERS)),
-    "metrics_exporters": (("OTEL_METRICS_EXPORTER",), _exporters(METRICS_EXPORTERS)),
-    "logs_exporters": (("OTEL_LOGS_EXPORTER",), _exporters(LOGS_EXPORTERS)),
+    "traces_exporters": (("OTEL_TRACES_EXPORTER",), _exporters(TRACES_EXPORTERS, "traces")),
+    "metrics_exporters": (("OTEL_METRICS_EXPORTER",), _exporters(METRICS_EXPORTERS, "metrics")),
+    "logs_exporters": (("OTEL_LOGS_EXPORTER",), _exporters(LOGS_EXPORTERS, "logs")),
+    "store_path": (("AVALO_OTEL_STORE_PATH",), _text),
+    "store_prefix": (("AVALO_OTEL_STORE_PREFIX",), _prefix),
+    "store_buffer": (("AVALO_OTEL_STORE_BUFFER",), _int_in(1, 10_000_000)),
     "preset": (("AVALO_OTEL_PRESET",), _choice(PRESETS)),
     "otlp_endpoint": (("OTEL_EXPORTER_OTLP_ENDPOINT",), _endpoint),
     "otlp_protocol": (("OTEL_EXPORTER_OTLP_PROTOCOL",), _choice(PROTOCOLS)),
@@ -315,6 +346,7 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "metric_labels": (("AVALO_OTEL_METRIC_LABELS",), _names),
     "metric_cardinality_limit": (("AVALO_OTEL_METRIC_CARDINALITY_LIMIT",), _int_in(1, 1_000_000)),
     "capture_logging": (("AVALO_OTEL_CAPTURE_LOGGING",), _bool),
+    "flush_on_sigterm": (("AVALO_OTEL_FLUSH_ON_SIGTERM",), _bool),
     "strict": (("AVALO_OTEL_STRICT",), _bool),
     "disabled": (("OTEL_SDK_DISABLED",), _bool),
 }

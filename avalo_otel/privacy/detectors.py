@@ -98,7 +98,7 @@ DETECTORS: tuple[tuple[str, int, str], ...] = (
     ("phone", PLUS, r"(?<![\w+])\+[ \t]?\(?[0-9][0-9 \t().\/-]{4,24}[0-9]"),
     ("card", DIGIT, r"(?<![\w.+-])[0-9](?:[ -]?[0-9]){12,18}(?![\w]|[.-][0-9])"),
     ("ipv4", DIGIT, r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?!\.?\w)"),
-    ("ipv6", COLON, r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}"
+    ("ipv6", COLON, r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,9}"
                     r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![\w:]|\.[0-9])"),
 )
 #: The look-behind shared by every detector (each may add a stricter one of its own).

@@ -36,6 +36,8 @@ class _StoreExport:
     def __init__(self, store: Store, *, service: Optional[str] = None, writer: Optional[StoreWriter] = None,
                  name: str = "store", max_buffer: int = 10_000) -> None:
         self.store = store
+        # A writer handed in is shared with other exporters: its owner shuts it down, not us.
+        self._owns_writer = writer is None
         self.writer = writer or StoreWriter(store, name=name, max_buffer=max_buffer)
         self._service = service
 
@@ -49,7 +51,10 @@ class _StoreExport:
         return self.writer.flush(timeout_millis / 1000)
 
     def _shutdown(self, timeout_s: float = 10.0) -> None:
-        self.writer.shutdown(timeout_s)
+        if self._owns_writer:
+            self.writer.shutdown(timeout_s)
+        else:
+            self.writer.flush(timeout_s)
 
 
 class StoreSpanExporter(_StoreExport, SpanExporter):

@@ -76,10 +76,10 @@ class StoreWriter:
             except StoreError as exc:
                 invalid += 1
                 _log.warning("avalo-otel: %s exporter skipped a document: %s", self.name, exc)
-        dropped = 0
+        dropped, why = 0, "the buffer is full"
         with self._cond:
             if self._stopping:
-                dropped = len(prepared)
+                dropped, why = len(prepared), "the exporter is shut down"
             else:
                 room = self.max_buffer - len(self._buffer)
                 dropped = max(0, len(prepared) - room)
@@ -87,7 +87,7 @@ class StoreWriter:
                 self._ensure_thread()
                 self._cond.notify()
         if dropped:
-            self._drop(dropped, "the buffer is full")
+            self._drop(dropped, why)
         if invalid:
             self.dropped += invalid
             self._count_drop(invalid)
