@@ -8,11 +8,16 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)${1:-}"
+stamp=".venv/.installed-$(cat pyproject.toml exporters/firestore/pyproject.toml | sha1sum | cut -c1-12)${1:-}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   if [ "${1:-}" = "--test" ]; then extras=".[test]"; else extras="."; fi
   .venv/bin/python -m pip install -q -e "$extras" 2>&1 | grep -v '^WARNING: Location' || true
+  if [ "${1:-}" = "--test" ]; then
+    # The Firestore store is its own distribution; the tests run it against the emulator.
+    .venv/bin/python -m pip install -q -e exporters/firestore 2>&1 | grep -v '^WARNING: Location' || true
+    .venv/bin/python -c "import avalo_otel_exporter_firestore"
+  fi
   .venv/bin/python -c "import avalo_otel" # fail here, loudly, if the install did not work
   touch "$stamp"
 fi
@@ -24,6 +29,12 @@ if [ "${1:-}" = "--test" ]; then
     echo "setup: installing ${need[*]} from Debian"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+  # Google's Firestore emulator ships on this machine image (it is not in Debian): say so loudly.
+  jar=/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
+  if [ ! -f "$jar" ] || ! command -v java >/dev/null; then
+    echo "setup: the Firestore emulator ($jar) or java is missing; the storage tests need it" >&2
+    exit 1
   fi
   # A Debian package may start the service; the tests run their own instances on free ports.
   pkill -x prometheus 2>/dev/null || true

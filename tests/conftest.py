@@ -10,7 +10,7 @@ import pytest
 import avalo_otel
 from avalo_otel import _configure
 
-pytest_plugins = ["otlp_receiver", "prometheus_server"]
+pytest_plugins = ["otlp_receiver", "prometheus_server", "firestore_emulator"]
 
 
 @pytest.fixture
