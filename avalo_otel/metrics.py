@@ -18,38 +18,29 @@ Labels = Optional[Mapping[str, Any]]
 
 def inc_counter(name: str, labels: Labels = None, *, value: float = 1) -> None:
     """Add ``value`` (default 1) to a counter: ``inc_counter("chat_messages_sent_total", {"domain": "chat"})``."""
-    runtime = _runtime.current()
-    if runtime is None:
-        return
-    counter = runtime.instrument(name, MetricKind.COUNTER)
-    if not _finite(value) or value < 0:
-        runtime.invalid("invalid_metric_value", f"counter {name}: value {value!r} is not a non-negative number")
-        return
-    counter.add(value, _attrs(runtime, name, labels))
+    _record(name, MetricKind.COUNTER, value, labels, "add", non_negative=True)
 
 
 def set_gauge(name: str, value: float, labels: Labels = None) -> None:
     """Set a gauge to its current value: ``set_gauge("active_users", 1250, {"region": "eu-central"})``."""
-    runtime = _runtime.current()
-    if runtime is None:
-        return
-    gauge = runtime.instrument(name, MetricKind.GAUGE)
-    if not _finite(value):
-        runtime.invalid("invalid_metric_value", f"gauge {name}: value {value!r} is not a finite number")
-        return
-    gauge.set(value, _attrs(runtime, name, labels))
+    _record(name, MetricKind.GAUGE, value, labels, "set", non_negative=False)
 
 
 def observe_latency(name: str, value_ms: float, labels: Labels = None) -> None:
     """Record a latency in milliseconds into a histogram (buckets suit the SLO thresholds)."""
+    _record(name, MetricKind.HISTOGRAM, value_ms, labels, "record", non_negative=True)
+
+
+def _record(name: str, kind: MetricKind, value: Any, labels: Labels, method: str, *, non_negative: bool) -> None:
     runtime = _runtime.current()
     if runtime is None:
         return
-    histogram = runtime.instrument(name, MetricKind.HISTOGRAM)
-    if not _finite(value_ms) or value_ms < 0:
-        runtime.invalid("invalid_metric_value", f"histogram {name}: value {value_ms!r} is not a non-negative number")
+    instrument = runtime.instrument(name, kind)
+    if not _finite(value) or (non_negative and value < 0):
+        expected = "a non-negative number" if non_negative else "a finite number"
+        runtime.invalid("invalid_metric_value", f"{kind.value} {name}: value {value!r} is not {expected}")
         return
-    histogram.record(value_ms, _attrs(runtime, name, labels))
+    getattr(instrument, method)(value, _attrs(runtime, name, labels))
 
 
 def flush_metrics(timeout_millis: int = 10_000) -> bool:
