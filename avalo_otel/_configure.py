@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from opentelemetry import _logs, metrics, trace
@@ -22,6 +23,7 @@ from .privacy import Pseudonymizer, allowed_metric_labels, build_redactor
 from .privacy.processors import RedactingLogProcessor, RedactingMetricExporter, SpanExportPipeline, metric_views
 from .sampling import AvaloSampler
 from .settings import ConfigurationError, Settings
+from .store.base import StoreError
 from .version import __version__
 
 _log = logging.getLogger("avalo_otel")
@@ -35,19 +37,42 @@ class Telemetry:
     def __init__(self, settings: Settings, metric_readers: Sequence[MetricReader] = ()) -> None:
         self.settings = settings
         self._closed = False
+        self.prometheus: Optional[_exporters.PrometheusEndpoint] = None
+        self.store: Any = None  # the embedded SQLite store, when a signal is exported to it
+        self._logging_handler: Optional[logging.Handler] = None
+        try:
+            self._build(settings, metric_readers)
+        except Exception as exc:
+            self._abort()
+            if isinstance(exc, StoreError):
+                # A store that cannot be opened is a configuration problem: say so, and which.
+                raise ConfigurationError(f"cannot open the telemetry store: {exc}") from None
+            raise
+
+    def _abort(self) -> None:
+        """Undo a half-built pipeline: no port, thread or file is left behind by a failed configure."""
+        self._closed = True
+        for name in ("tracer_provider", "logger_provider", "meter_provider"):
+            provider = getattr(self, name, None)
+            if provider is not None:
+                provider.shutdown()
+        if self.prometheus is not None:
+            self.prometheus.close()
+        if self.store is not None:
+            self.store.close()
+
+    def _build(self, settings: Settings, metric_readers: Sequence[MetricReader]) -> None:
         resource = Resource.create(_resource_attributes(settings))
         self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
         self._redaction_counter: Any = None
         self.redactor = build_redactor(settings, self.pseudonymize, self._count_redaction)
 
         # Metrics first: the redaction counter lives there. Views limit label keys and series.
-        self.prometheus: Optional[_exporters.PrometheusEndpoint] = None
         readers: list[MetricReader] = []
         if "prometheus" in settings.metrics_exporters:
             self.prometheus = _exporters.start_prometheus(settings, self.redactor)
             if self.prometheus is not None:
                 readers.append(self.prometheus.reader)
-        self.store: Any = None  # the embedded SQLite store, when a signal is exported to it
         push_builders = {"otlp": _exporters.otlp_metric_exporter, "console": _exporters.console_metric_exporter,
                          "sqlite": self._sqlite_exporter("metrics")}
         self._push_readers = [
@@ -98,7 +123,8 @@ class Telemetry:
         for name in settings.logs_exporters:
             build = log_builders.get(name)
             self.add_log_exporter(build(settings) if build else _exporters.installed_exporter("logs", name))
-        self._logging_handler = _capture_stdlib_logging(self) if settings.capture_logging else None
+        if settings.capture_logging:
+            self._logging_handler = _capture_stdlib_logging(self)
 
         self.runtime = _runtime.Runtime(settings, self.tracer_provider, self.meter_provider, self.logger_provider,
                                         redactor=self.redactor, pseudonymize=self.pseudonymize)
@@ -148,10 +174,15 @@ class Telemetry:
         # Not meter_provider.force_flush(): collecting the Prometheus reader outside a scrape makes
         # the next scrape serve every series twice. Prometheus pulls; only push readers flush.
         results += [reader.force_flush(timeout_millis) for reader in self._push_readers]
+        # The SDK's batch processors do not flush their exporters: store writers are flushed here.
+        from .store.writer import writers
+
+        results += [writer.flush(timeout_millis / 1000) for writer in writers()]
         return all(r is not False for r in results)
 
-    def shutdown(self) -> None:
-        """Flush and stop every exporter; the API becomes a no-op until configured again."""
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Flush and stop every exporter within ``timeout_s`` overall; the API becomes a no-op
+        until configured again."""
         global _current
         with _lock:
             if self._closed:
@@ -162,15 +193,22 @@ class Telemetry:
                 _runtime.install(None)
         if self._logging_handler is not None:
             logging.getLogger().removeHandler(self._logging_handler)
-        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
-            try:
-                provider.shutdown()
-            except Exception:  # noqa: BLE001 - one failing exporter must not stop the others
-                _log.exception("avalo-otel: error while shutting down %s", type(provider).__name__)
+        from .store import writer as store_writer
+
+        store_writer.shutdown_deadline(time.monotonic() + timeout_s)
+        try:
+            for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+                try:
+                    provider.shutdown()
+                except Exception:  # noqa: BLE001 - one failing exporter must not stop the others
+                    _log.exception("avalo-otel: error while shutting down %s", type(provider).__name__)
+            if self.store is not None:
+                self._store_writer.shutdown(timeout_s=timeout_s)
+        finally:
+            store_writer.shutdown_deadline(None)
         if self.prometheus is not None:
             self.prometheus.close()
         if self.store is not None:
-            self._store_writer.shutdown(timeout_s=10.0)
             self.store.close()
 
     @property

@@ -49,10 +49,13 @@ _API_KEYS = "|".join((
     r"sk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_-]{20,}",  # OpenAI / Anthropic
 ))
 
+#: After a key's value: the rest of a grouped number or IBAN (``+41 79 123 45 67``, ``DE89 3704 …``).
+_MORE = r"(?:[ \t](?:[0-9(+][^\s\"'&,;]*|[A-Z0-9]{1,4}(?![A-Za-z0-9])))*"
+
 # Features of a string, cheap to test (substring checks and two tiny searches). A detector is
 # only part of the expression run on a string that has one of the features it needs, so a plain
 # word costs nothing and a plain number costs the digit detectors only.
-URL, AT, COLON, EQ, SLASH, PLUS, DIGIT, KEYWORD = (1 << i for i in range(8))
+URL, AT, COLON, EQ, SLASH, PLUS, DIGIT, KEYWORD, ESCAPE = (1 << i for i in range(9))
 _DIGIT = re.compile(r"[0-9]").search
 _KEYWORD = re.compile(
     r"eyJ|AKIA|ASIA|gh[pousr]_|github_pat_|xox[baprs]-|_live_|_test_|AIza|NRA[KL]|SG\.|sk-|-----BEGIN|"
@@ -76,6 +79,8 @@ def features(text: str) -> int:
         f |= DIGIT
     if _KEYWORD(text):
         f |= KEYWORD
+    if "\\" in text:
+        f |= ESCAPE
     return f
 
 
@@ -83,23 +88,36 @@ def features(text: str) -> int:
 #: only start where no ASCII letter or digit precedes (the combined expression checks that once).
 DETECTORS: tuple[tuple[str, int, str], ...] = (
     # Any URL with a scheme: userinfo, secret query values, media URLs (see scanner).
-    ("url", URL, r"(?<![+.-])[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s<>\"'`{}|\\^]+"),
+    ("url", URL, r"[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s<>\"'`{}|\\^]+"),
     ("data_uri", COLON, r"data:(?:image|video|audio)/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=]+"),
     ("private_key", KEYWORD, r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
-    ("jwt", KEYWORD, r"(?<![_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){1,3}"),
-    ("auth_header", KEYWORD, r"(?i:bearer|basic|token)[ \t]+[A-Za-z0-9._~+/-]{6,}=*"),
+    ("jwt", KEYWORD, r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){1,3}"),
+    ("auth_header", KEYWORD, r"(?i:bearer|token)[ \t]+[A-Za-z0-9._~+/-]{6,}=*|(?i:basic)[ \t]+[A-Za-z0-9+/]{6,}=*"),
     ("kv", COLON | EQ, r"(?i:" + _KV_NAMES + r")(?![A-Za-z0-9_])[\"']?[ \t]*[:=][ \t]*[\"']?"
-                       r"(?!\[REDACTED)(?:(?i:bearer|basic|token)[ \t]+)?[^\s\"'&,;]+"),
-    ("cookie", COLON | EQ, r"(?<!-)(?i:set-cookie|cookie)[\"']?[ \t]*[:=][ \t]*(?!\[REDACTED)[^\r\n]+"),
-    ("api_key", KEYWORD, r"(?<![_-])(?:" + _API_KEYS + r")(?![A-Za-z0-9])"),
-    ("email", AT, r"(?<![\w.%+'-])[\w.%+-]+(?:'[\w.%+-]+)*@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}"),
+                       r"(?!\[REDACTED)(?:(?i:bearer|basic|token)[ \t]+)?[^\s\"'&,;]+"
+                       + _MORE),
+    ("cookie", COLON | EQ, r"(?i:set-cookie|cookie)[\"']?[ \t]*[:=][ \t]*(?!\[REDACTED)[^\r\n]+"),
+    ("api_key", KEYWORD, r"(?:" + _API_KEYS + r")(?![A-Za-z0-9])"),
+    # "name": "value" (JSON, Python reprs) and name=value (logfmt, query strings): the key rules
+    # apply to the name, so {"firstName": "…"} in a log line is dropped like the attribute would be.
+    ("json_kv", COLON, r'"[A-Za-z_$@][\w.$@-]{0,63}"[ \t]*:[ \t]*(?:"(?:[^"\\\n]|\\.){0,4096}"|-?[0-9][0-9.eE+-]{0,30})'
+                       r"|'[A-Za-z_$@][\w.$@-]{0,63}'[ \t]*:[ \t]*(?:'(?:[^'\\\n]|\\.){0,4096}'|-?[0-9][0-9.eE+-]{0,30})"),
+    # A quoted string with escapes ("paid with\\n4111…"): the escape would glue a letter to the value.
+    ("quoted", ESCAPE, r'"(?=[^"\n]{0,4096}\\)(?:[^"\\\n]|\\.){0,4096}"'
+                       r"|'(?=[^'\n]{0,4096}\\)(?:[^'\\\n]|\\.){0,4096}'"),
+    ("logfmt_kv", EQ, r'[A-Za-z_][\w.-]{0,63}=(?:"(?:[^"\\\n]|\\.){0,4096}"'
+                      r"|[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s<>\"'`{}|\\^]+"  # a URL, & and all
+                      r"|(?:(?i:bearer|basic|token)[ \t]+)?[^\s\"'&,;=]{1,4096}=*" + _MORE + ")"),
+    ("email", AT, r"(?<![\w.%+-])[\w.%+-]+(?:'[\w.%+-]+)*@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}"),
     ("iban", DIGIT, r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])"),
-    ("user_path", SLASH, r"(?<=/)(?i:users?|profiles?|members?|accounts?)/[A-Za-z0-9_-]{1,128}(?![A-Za-z0-9_-])"),
-    ("phone", PLUS, r"(?<![\w+])\+[ \t]?\(?[0-9][0-9 \t().\/-]{4,24}[0-9]"),
-    ("card", DIGIT, r"(?<![\w.+-])[0-9](?:[ -]?[0-9]){12,18}(?![\w]|[.-][0-9])"),
-    ("ipv4", DIGIT, r"(?<![\w.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?!\.?\w)"),
-    ("ipv6", COLON, r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,9}"
-                    r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![\w:]|\.[0-9])"),
+    ("user_path", SLASH, r"(?<=/)(?i:users?|profiles?|members?|accounts?)/[\w.%+@-]{1,128}(?![\w.%+@-])"),
+    ("phone", PLUS, r"\+[ \t]?\(?[0-9][0-9 \t().\/-]{4,24}[0-9]"),
+    # Not the decimals of a number (3.14159…) nor the digit groups of a UUID (…-1234-567890123456).
+    ("card", DIGIT, r"(?<![0-9]\.)(?<![0-9A-Fa-f]{4}-)[0-9](?:[ -]?[0-9]){12,18}(?![A-Za-z0-9]|[.-][0-9])"),
+    # Not a part of a longer dotted run (1.2.3.4.5).
+    ("ipv4", DIGIT, r"(?<![0-9]\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![A-Za-z0-9]|\.[0-9])"),
+    ("ipv6", COLON, r"(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,9}"
+                    r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![A-Za-z0-9]|\.[0-9])"),
 )
 #: The look-behind shared by every detector (each may add a stricter one of its own).
 TOKEN_START = r"(?<![A-Za-z0-9])"
@@ -248,6 +266,7 @@ def bearer_ok(token: str) -> bool:
 def basic_ok(token: str) -> bool:
     """Base64 of ``user:password``."""
     try:
+        token = token.rstrip("=")
         return b":" in base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
     except (binascii.Error, ValueError):
         return False
@@ -260,7 +279,7 @@ _STORAGE_HOST = re.compile(
 )
 _MEDIA_EXT = re.compile(
     r"\.(?:jpe?g|png|gif|webp|heic|heif|avif|bmp|tiff?|svg|mp4|mov|m4v|webm|3gp|m4a|aac|ogg|opus|"
-    r"mp3|wav|amr)$", re.IGNORECASE)
+    r"mp3|wav|amr)(?![A-Za-z0-9])", re.IGNORECASE)
 #: URL schemes that always name stored objects.
 STORAGE_SCHEMES = frozenset({"s3", "gs", "wasb", "wasbs", "abfs", "abfss"})
 
@@ -270,6 +289,7 @@ def is_storage_host(host: str) -> bool:
 
 
 def has_media_extension(path: str) -> bool:
+    """A media file extension anywhere in the path (``/a/b.jpg``, ``/a/b.JPG/thumb``)."""
     return bool(_MEDIA_EXT.search(path))
 
 

@@ -16,9 +16,9 @@ still scanned) → ``extra_deny_keys`` (exact, or as a token suffix: ``promo_cod
 (pseudonymised) → built-in deny rules → scan.
 
 Cost: the rule of a key is resolved once and cached; the scan result of a string up to
-``_CACHE_MAX_LEN`` characters is cached (bounded, oldest first out), and a string found clean is
-returned as the same object, so :meth:`redact_attributes` returns None without copying. Run
-``python -m avalo_otel.privacy.redactor`` for the micro-benchmark.
+``_CACHE_MAX_LEN`` characters is cached (bounded, oldest first out; ids and numbers skip both scan
+and cache), and a string found clean is returned as the same object, so :meth:`redact_attributes`
+returns None without copying. Micro-benchmark: ``python -m avalo_otel.privacy.redactor``.
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ import logging
 import re
 from typing import Any, Callable, Iterable, Mapping
 
-from .detectors import is_card_number, marker
+from .detectors import SAFE_SHAPE, is_card_number, marker
 from .keys import OTEL_SAFE_KEYS, PERSON_ID_SUFFIXES, ends_with_any, suffix_rule, tokens
 from .pseudonym import Pseudonymizer
 from .scanner import ValueScanner
 
 _log = logging.getLogger("avalo_otel")
 
-# Key actions: (kind, rule, marker).
+# Key actions: (kind, deny rule, marker, redacted key or None, rules found in the key).
 _SCAN, _SAFE, _DENY, _PSEUDO, _QUERY = range(5)
+_RENAMED = 8  # added to the kind in ``_kinds`` when the key itself holds personal data
 _SCAN_ACTION = (_SCAN, None, None)
 _SAFE_ACTION = (_SAFE, None, None)
 _PSEUDO_ACTION = (_PSEUDO, None, None)
@@ -79,6 +80,8 @@ class Redactor:
         self._kinds: dict[str, int] = {}  # key -> kind: the hot path's view of _actions
         self._scanner = ValueScanner(redact_ips=redact_ip_addresses, extra_patterns=dict(extra_value_patterns),
                                      param_action=self._param_action, pseudonymize=self._pseudonym)
+        # Ids and numbers skip the scan, unless a custom pattern might want them.
+        self._safe_shape = None if extra_value_patterns else SAFE_SHAPE.fullmatch
         self._warned_callback = False
 
     # -- public API -----------------------------------------------------------------------------
@@ -119,7 +122,8 @@ class Redactor:
         for key, value in items:
             kind = kinds.get(key)
             if kind is None:
-                kind = self._resolve(key)[0]
+                self._resolve(key)
+                kind = kinds[key]
             if kind <= 1:  # _SCAN or _SAFE: the common case, inlined
                 t = type(value)
                 if t is str:
@@ -129,7 +133,19 @@ class Redactor:
                 else:
                     new = self._value(value, kind == 1)
             else:
-                new = self._apply(value, self._actions.get(key) or self._resolve(key))
+                action = self._actions.get(key) or self._resolve(key)
+                new = self._apply(value, action)
+                if action[3] is not None:  # the key itself is redacted: the entry moves
+                    for rule in action[4]:
+                        self._emit(rule)
+                    if callback is not None:
+                        new = self._hook(action[3], new)
+                    if out is None:
+                        out = dict(inner) if type(inner) is dict else dict(attrs)
+                    del out[key]
+                    if new is not _DROP:
+                        out[action[3]] = new
+                    continue
             if callback is not None:
                 new = self._hook(key, new)
             if new is not value:
@@ -148,12 +164,15 @@ class Redactor:
 
     # -- keys -----------------------------------------------------------------------------------
     def _resolve(self, key: str) -> tuple:
-        action = self._decide(key)
+        # A key can itself be personal data ({"jane@example.com": True}): scanned once, cached.
+        found: list[str] = []
+        new_key = self._scanner.scan(key, found)
+        action = self._decide(key) + ((new_key, tuple(found)) if new_key is not key else (None, ()))
         if len(self._actions) >= 16384:
             self._actions.clear()
             self._kinds.clear()
         self._actions[key] = action
-        self._kinds[key] = action[0]
+        self._kinds[key] = action[0] + (_RENAMED if new_key is not key else 0)
         return action
 
     def _decide(self, key: str) -> tuple:
@@ -174,7 +193,8 @@ class Redactor:
         return _SCAN_ACTION
 
     def _param_action(self, name: str) -> tuple | None:
-        kind, rule, _ = self._actions.get(name) or self._resolve(name)
+        action = self._actions.get(name) or self._resolve(name)
+        kind, rule = action[0], action[1]
         if kind == _DENY:
             return ("deny", rule)
         if kind == _PSEUDO:
@@ -221,7 +241,10 @@ class Redactor:
             return self._str(value)
         return value
 
-    def _mapping(self, value: Mapping[str, Any]) -> Any:
+    def _mapping(self, value: Mapping[Any, Any]) -> Any:
+        if all(isinstance(k, str) for k in value):
+            out = self.redact_attributes(value)
+            return value if out is None else out
         out = None
         for k, v in value.items():
             new = self.redact_value(v, k) if isinstance(k, str) else self._value(v, False)
@@ -241,8 +264,13 @@ class Redactor:
             for rule in rules:
                 self._emit(rule)
             return out
+        if self._safe_shape is not None and self._safe_shape(text):
+            return text  # a UUID, hex id or number: clean, and too unique to be worth caching
         found: list[str] = []
-        out = self._scanner.scan(text, found)
+        try:
+            out = self._scanner.scan(text, found)
+        except RecursionError:  # URLs in URLs in URLs…: fail closed
+            found, out = ["unscannable"], marker("unscannable")
         if len(text) <= _CACHE_MAX_LEN and self._cache_size:
             if len(cache) >= self._cache_size:
                 try:

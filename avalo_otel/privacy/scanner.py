@@ -9,8 +9,10 @@ secret query values, media URLs, and the path/query/fragment scanned again (deco
 
 from __future__ import annotations
 
+import ast
+import json
 import re
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Callable, Mapping, Optional
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from . import detectors as d
@@ -20,6 +22,7 @@ from .detectors import marker
 ParamAction = Callable[[str], Optional[tuple]]
 
 _KV_SEP = re.compile(r"[\"']?[ \t]*[:=][ \t]*[\"']?")
+_JSON_SEP = re.compile(r"[ \t]*:[ \t]*")
 _AUTH_SEP = re.compile(r"[ \t]+")
 _GROUPS = re.compile(r"[0-9]+")
 _PSEUDONYM = re.compile(r"p_[0-9a-f]{24}")
@@ -27,7 +30,31 @@ _IPV4 = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}")
 _GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 _BACKREF = re.compile(r"\\[1-9]|\(\?P=")
 _PATH_SAFE = "/:@[]!$'()*,;=-._~"
+#: A handler's "not this, but look inside again" (see ``ValueScanner._scan``).
+_RETRY = "\0retry"
 _VALUE_SAFE = ":@[]!$'()*,;/-._~"
+
+
+def _unescape(inner: str, quote_char: str) -> str:
+    """The text of a JSON / Python string literal body (``inner`` as is when it has no escapes
+    or is not a valid literal)."""
+    if "\\" not in inner:
+        return inner
+    try:
+        if quote_char == '"':
+            return json.loads(f'"{inner}"')
+        value = ast.literal_eval(f"'{inner}'")
+        return value if isinstance(value, str) else inner
+    except (ValueError, SyntaxError):
+        return inner
+
+
+def _escape(text: str, quote_char: str, like: str) -> str:
+    """``text`` as a literal body in the style of ``like`` (the body it replaces)."""
+    if quote_char == '"':
+        return json.dumps(text, ensure_ascii="\\u" in like)[1:-1]
+    body = repr(text)[1:-1]
+    return body if repr(text)[0] == "'" else body.replace("'", "\\'").replace('\\"', '"')
 
 
 def _embeddable(pattern: str) -> str | None:
@@ -68,42 +95,41 @@ class ValueScanner:
                            if redact_ips or g not in ("ipv4", "ipv6")]
         self._handlers: dict[str, Callable[[str, list], Optional[str]]] = {
             g: getattr(self, "_" + g) for g, _, _ in self._detectors}
-        self._custom: list[tuple[str, str]] = []  # (group, pattern): in the combined expression
-        self._separate: list[tuple[str, re.Pattern[str]]] = []  # run on their own
+        self._custom: list[tuple[str, str, str]] = []  # (group, rule, pattern): in the combined expression
+        self._separate: list[tuple[str, re.Pattern[str]]] = []  # (rule, expression): run on their own
         for i, (rule, pattern) in enumerate((extra_patterns or {}).items()):
             embedded = _embeddable(pattern)
             if embedded is None:
                 self._separate.append((rule, re.compile(pattern)))
             else:
-                self._custom.append((f"x{i}", embedded))
+                self._custom.append((f"x{i}", rule, embedded))
                 self._handlers[f"x{i}"] = _fixed(rule)
-        self._variants: dict[int, Callable[[str], Iterator[re.Match[str]]] | None] = {}
-        self._safe_shape = d.SAFE_SHAPE.fullmatch
+        self._variants: dict[int, Callable[[str, int], Optional[re.Match[str]]] | None] = {}
         try:
             self._variant(-1)  # everything at once: a custom pattern that does not combine runs alone
         except re.error:
-            self._separate += [(self._handler_rule(g), re.compile(p)) for g, p in self._custom]
+            self._separate += [(rule, re.compile(p)) for _, rule, p in self._custom]
             self._custom = []
         for f in (0, d.DIGIT, d.KEYWORD, d.DIGIT | d.SLASH, d.DIGIT | d.COLON):
             self._variant(f)  # the common ones up front; the rest on first use
 
-    def _variant(self, feature_bits: int) -> Callable[[str], Iterator[re.Match[str]]] | None:
+    def _variant(self, feature_bits: int) -> Callable[[str, int], Optional[re.Match[str]]] | None:
         """The combined expression of the detectors a string with these features could match
         (None: no detector can): one compiled expression per feature set, at most 256."""
         alternatives = "|".join(f"(?P<{g}>{p})" for g, needs, p in self._detectors if needs & feature_bits)
         parts = [f"{d.TOKEN_START}(?:{alternatives})"] if alternatives else []
-        parts += [f"(?P<{g}>{p})" for g, p in self._custom]
-        finditer = re.compile("|".join(parts)).finditer if parts else None
+        parts += [f"(?P<{g}>{p})" for g, _, p in self._custom]
+        search = re.compile("|".join(parts)).search if parts else None
         if feature_bits >= 0:
-            self._variants[feature_bits] = finditer
-        return finditer
+            self._variants[feature_bits] = search
+        return search
 
     def scan(self, text: str, rules: list[str]) -> str:
         out = text
         f = d.features(text)
-        finditer = self._variants[f] if f in self._variants else self._variant(f)
-        if finditer is not None and (self._custom or not self._safe_shape(text)):
-            out = self._scan(text, finditer, rules)
+        search = self._variants[f] if f in self._variants else self._variant(f)
+        if search is not None:
+            out = self._scan(text, search, rules)
         for rule, regex in self._separate:
             spans = [m.span() for m in regex.finditer(out) if m.end() > m.start()]
             if spans:
@@ -115,26 +141,38 @@ class ValueScanner:
                 out = "".join(pieces) + out[last:]
         return out
 
-    def _handler_rule(self, group: str) -> str:
-        rules: list[str] = []
-        self._handlers[group]("", rules)
-        return rules[0]
-
-    def _scan(self, text: str, finditer: Callable[[str], Iterator[re.Match[str]]], rules: list[str]) -> str:
+    def _scan(self, text: str, search: Callable[[str, int], Optional[re.Match[str]]], rules: list[str]) -> str:
         pieces: list[str] | None = None
-        last = 0
+        last = pos = 0
+        retry_until = -1  # inside a rejected container match: no second retry (keeps it linear)
         handlers = self._handlers
-        for m in finditer(text):
-            if m.end() == m.start():  # a custom pattern that matched nothing
+        n = len(text)
+        while pos <= n:
+            m = search(text, pos)
+            if m is None:
+                break
+            start, end = m.span()
+            if end == start:  # a custom pattern that matched nothing
+                pos = end + 1
                 continue
             replacement = handlers[m.lastgroup](m.group(), rules)  # type: ignore[index]
             if replacement is None:
+                pos = end
+                continue
+            if replacement is _RETRY:
+                # Rejected as a whole (a key=value whose value runs into the next pair, an IBAN-
+                # shaped run): what it covered is scanned again from its second character.
+                if start >= retry_until:
+                    retry_until = end
+                    pos = start + 1
+                else:
+                    pos = end
                 continue
             if pieces is None:
                 pieces = []
-            pieces.append(text[last:m.start()])
+            pieces.append(text[last:start])
             pieces.append(replacement)
-            last = m.end()
+            last = pos = end
         if pieces is None:
             return text
         pieces.append(text[last:])
@@ -149,9 +187,9 @@ class ValueScanner:
 
     def _auth_header(self, text: str, rules: list[str]) -> str | None:
         scheme, token = _AUTH_SEP.split(text, 1)
-        ok = d.basic_ok(token) if scheme.lower() == "basic" else d.bearer_ok(token)
-        if not ok:
-            return None
+        # Basic: base64 of user:password, or at least a credential-looking token.
+        if not (d.bearer_ok(token) or (scheme.lower() == "basic" and d.basic_ok(token))):
+            return _RETRY
         rules.append("auth_header")
         return marker("auth_header")
 
@@ -163,31 +201,86 @@ class ValueScanner:
 
     _cookie = _kv
 
+    def _json_kv(self, text: str, rules: list[str]) -> str | None:
+        quote_char = text[0]
+        end = text.index(quote_char, 1)
+        name = text[1:end]
+        sep = _JSON_SEP.match(text, end + 1)
+        assert sep is not None  # the expression guarantees a separator
+        value = text[sep.end():]
+        quoted = value[:1] in ("\"", "'")
+        inner = value[1:-1] if quoted else value
+        new_name = self.scan(name, rules)  # a key can be personal data too ({"jane@x.io": true})
+        q = value[0] if quoted else quote_char
+        decoded = _unescape(inner, q) if quoted else inner  # "paid with\n4111…": scan the text
+        new = self._keyed(name, decoded, rules)
+        if new is None and new_name is name:
+            return _RETRY if decoded is inner else None
+        if new is not None and decoded is not inner:
+            new = _escape(new, q, inner)
+        value = value if new is None else f"{q}{new}{q}"
+        return f"{quote_char}{new_name}{quote_char}{sep.group()}{value}"
+
+    def _quoted(self, text: str, rules: list[str]) -> str | None:
+        q, inner = text[0], text[1:-1]
+        decoded = _unescape(inner, q)
+        new = self.scan(decoded, rules)
+        if new is decoded:
+            return None if decoded is not inner else _RETRY
+        return q + (_escape(new, q, inner) if decoded is not inner else new) + q
+
+    def _logfmt_kv(self, text: str, rules: list[str]) -> str | None:
+        name, _, value = text.partition("=")
+        quoted = value[:1] == '"'
+        inner = value[1:-1] if quoted else value
+        decoded = _unescape(inner, '"') if quoted else inner
+        new_name = self.scan(name, rules)
+        new = self._keyed(name, decoded, rules)
+        if new is None and new_name is name:
+            return _RETRY if decoded is inner else None
+        if new is not None and decoded is not inner:
+            new = _escape(new, '"', inner)
+        value = value if new is None else f'"{new}"' if quoted else new
+        return f"{new_name}={value}"
+
+    def _keyed(self, name: str, value: str, rules: list[str]) -> str | None:
+        """``value`` found under ``name`` in text: the key rules for ``name`` first, then the value
+        detectors. None when nothing changes."""
+        action = self._param_action(name)
+        if action is None:
+            new = self.scan(value, rules)
+            return None if new is value else new
+        if action[0] == "pseudo":
+            return None if _PSEUDONYM.fullmatch(value) else self._pseudonymize(value)
+        if not value or value.startswith(d.MARKER_PREFIX):
+            return None
+        rules.append(action[1])
+        return marker(action[1])
+
     def _iban(self, text: str, rules: list[str]) -> str | None:
         n = d.iban_length_in(text)
         if not n:
-            return None
+            return _RETRY
         rules.append("iban")
         return marker("iban") + self.scan(text[n:], rules)
 
     def _user_path(self, text: str, rules: list[str]) -> str | None:
         word, segment = text.split("/", 1)
+        if "@" in segment:  # /users/jane@example.com: the e-mail rule, not an id
+            new = self.scan(segment, rules)
+            return _RETRY if new is segment else f"{word}/{new}"
         if _PSEUDONYM.fullmatch(segment) or segment.lower() in d.ROUTE_WORDS:
-            return None
+            return _RETRY
         if len(segment) < 16 and not any(c.isdigit() for c in segment):
-            return None  # a route word (``/users/settings``), not an id
+            return _RETRY  # a route word (``/users/settings``), not an id
         return f"{word}/{self._pseudonymize(segment)}"
 
     def _phone(self, text: str, rules: list[str]) -> str | None:
-        if sum(c.isdigit() for c in text) < 7:
-            return None
-        spans = d.phone_spans(text)
-        if not spans:
-            digits = "".join(c for c in text if c.isdigit())
-            if d.is_card_number(digits):
-                rules.append("card")
-                return marker("card")
-            return None
+        spans = d.phone_spans(text) if sum(c.isdigit() for c in text) >= 7 else ()
+        if not spans:  # not a phone number: what follows the "+" may still be a card or an IP
+            tail = text[1:]
+            rest = self.scan(tail, rules)
+            return None if rest is tail else "+" + rest
         out, last = [], 0
         for start, end in spans:
             out.append(text[last:start])
@@ -204,12 +297,18 @@ class ValueScanner:
         groups = [(m.start(), m.end()) for m in _GROUPS.finditer(text)]
         if len(groups) < 2:
             return None
-        # A card inside a longer grouped run ("12 4111 1111 1111 1111"): try each run of groups.
+        # A card inside a longer grouped run ("12 4111 1111 1111 1111"): try each run of groups
+        # that has 13-19 digits, longest first.
+        digits_all = "".join(text[s:e] for s, e in groups)
+        offsets = [0]
+        for s, e in groups:
+            offsets.append(offsets[-1] + e - s)
         out, last, i = [], 0, 0
         while i < len(groups):
             for j in range(len(groups) - 1, i - 1, -1):
-                digits = "".join(text[s:e] for s, e in groups[i:j + 1])
-                if d.is_card_number(digits):
+                if not 13 <= offsets[j + 1] - offsets[i] <= 19:
+                    continue
+                if d.is_card_number(digits_all[offsets[i]:offsets[j + 1]]):
                     out.append(text[last:groups[i][0]])
                     out.append(marker("card"))
                     rules.append("card")
@@ -229,12 +328,14 @@ class ValueScanner:
         return marker("ip")
 
     def _ipv6(self, text: str, rules: list[str]) -> str | None:
-        if d.ipv6_ok(text):
-            rules.append("ip")
-            return marker("ip")
-        if text.endswith(":") and d.ipv6_ok(text[:-1]):  # "…::1: refused"
-            rules.append("ip")
-            return marker("ip") + ":"
+        # The candidate may have taken a neighbour along: a separator colon or a hex word
+        # ("addr:2001:db8::1: refused", "be:2001:db8::1"). Try without the first/last group.
+        first, last = text.find(":"), text.rfind(":")
+        for start in (0, first + 1):
+            for end in (len(text), last):
+                if end - start >= 2 and d.ipv6_ok(text[start:end]):
+                    rules.append("ip")
+                    return text[:start] + marker("ip") + text[end:]
         return None
 
     # -- URLs -----------------------------------------------------------------------------------
@@ -244,7 +345,7 @@ class ValueScanner:
             core = core[:-1].rstrip(".,;:!?")
         tail = text[len(core):]
         scheme, rest = core.split("://", 1)
-        if scheme.lower() in d.STORAGE_SCHEMES:
+        if re.split(r"[.+-]", scheme)[-1].lower() in d.STORAGE_SCHEMES:  # also "x.s3://"
             rules.append("photo_url")
             return marker("photo_url") + tail
         cut = len(rest)

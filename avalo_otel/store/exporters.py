@@ -100,4 +100,5 @@ class StoreMetricExporter(_StoreExport, MetricExporter):
         return self._flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._shutdown(timeout_millis / 1000)
+        # The SDK passes its remaining time as ``timeout`` (ms); honour whichever is shorter.
+        self._shutdown(min(timeout_millis, kwargs.get("timeout") or timeout_millis) / 1000)

@@ -19,6 +19,7 @@ import os
 import re
 import sqlite3
 import threading
+import weakref
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +58,26 @@ _INDEXES: Mapping[str, Sequence[tuple[str, ...]]] = {
 _SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "bool": "INTEGER"}
 
 
+_stores: "weakref.WeakSet[SQLiteStore]" = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    # Fork only between transactions: a child that inherits SQLite's in-process record of a
+    # lock held by a parent thread would wait on it forever.
+    for store in list(_stores):
+        store._write_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for store in list(_stores):
+        store._write_lock.release()
+
+
+def _reinit_after_fork() -> None:
+    for store in list(_stores):
+        store._after_fork_in_child()
+
+
 class SQLiteStore:
     """``Store`` on one SQLite file; ``prefix`` is prepended to every table (e.g. ``"staging_"``)."""
 
@@ -80,6 +101,18 @@ class SQLiteStore:
         except StoreError:
             self._writer.close()
             raise
+        _stores.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child (gunicorn pre-fork) may inherit a lock held by a parent thread and the
+        parent's connections: it gets fresh locks and its own connection. The inherited
+        connections are abandoned, not closed: closing them would touch the parent's state."""
+        self._write_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._abandoned = (self._writer, self._readers)  # kept referenced: never finalised here
+        self._readers = []
+        if not self._closed and not self._memory:
+            self._writer = self._connect(reader=False)
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self, *, reader: bool) -> sqlite3.Connection:
@@ -350,3 +383,8 @@ def _limit(value: int) -> int:
 
 def _encode(doc: Document) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_reinit_after_fork)

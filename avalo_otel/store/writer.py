@@ -85,7 +85,8 @@ class StoreWriter:
                 dropped = max(0, len(prepared) - room)
                 self._buffer.extend(prepared[:room] if dropped else prepared)
                 self._ensure_thread()
-                self._cond.notify()
+                if self._outage_since is None:  # during an outage the retry backoff decides
+                    self._cond.notify()
         if dropped:
             self._drop(dropped, why)
         if invalid:
@@ -119,7 +120,7 @@ class StoreWriter:
             try:
                 self._write(batch)
             except StoreError as exc:
-                if exc.transient:
+                if exc.transient and not self._stopping:
                     self._put_back(batch)
                     self._outage(exc)
                     with self._cond:
@@ -129,7 +130,8 @@ class StoreWriter:
                     backoff = min(backoff * 2, self.max_backoff_s)
                     continue
                 self._release(batch)
-                self._drop(len(batch), f"the store refused them: {exc}")
+                why = "shut down while the store was unavailable" if exc.transient else f"the store refused them: {exc}"
+                self._drop(len(batch), why)
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug in a store must not kill the thread
                 self._release(batch)
@@ -181,6 +183,8 @@ class StoreWriter:
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far is written; False if the deadline passed first."""
         deadline = time.monotonic() + timeout_s
+        if _shutdown_deadline is not None:
+            deadline = min(deadline, _shutdown_deadline)
         with self._cond:
             if self._buffer:
                 self._ensure_thread()
@@ -209,16 +213,32 @@ class StoreWriter:
         return len(self._buffer) + self._in_flight
 
     def _after_fork_in_child(self) -> None:
-        # The parent's thread does not exist here and its buffer belongs to the parent.
+        # The parent's thread does not exist here and its buffer and counts belong to the parent.
         self._reset()
+        self.dropped = self.delivered = 0
 
 
 def _default_drop_counter(name: str) -> Callable[[int], None]:
-    counter = metrics.get_meter("avalo_otel").create_counter(
-        "avalo_otel_export_dropped_total", description="Documents an exporter could not deliver"
-    )
+    """Counts into whatever meter provider is global when the drop happens (a writer may be
+    built before configure() installs its provider)."""
     attrs = {"exporter": name}
-    return lambda count: counter.add(count, attrs)
+
+    def count(n: int) -> None:
+        metrics.get_meter("avalo_otel").create_counter(
+            "avalo_otel_export_dropped_total", description="Documents an exporter could not deliver"
+        ).add(n, attrs)
+
+    return count
+
+
+_shutdown_deadline: Optional[float] = None
+
+
+def shutdown_deadline(deadline: Optional[float]) -> None:
+    """Cap every flush until ``deadline`` (monotonic seconds): a whole pipeline shuts down within
+    one deadline instead of one per writer in turn. ``None`` lifts the cap."""
+    global _shutdown_deadline
+    _shutdown_deadline = deadline
 
 
 def _reinit_after_fork() -> None:
