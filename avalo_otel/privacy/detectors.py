@@ -14,9 +14,11 @@ compiled into the expression run on it.
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
 import ipaddress
+import json
 import re
 from functools import lru_cache
 
@@ -49,6 +51,12 @@ _API_KEYS = "|".join((
     r"sk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_-]{20,}",  # OpenAI / Anthropic
 ))
 
+# Pieces of the key/value detectors: a quoted string (with escapes), a number, a key name.
+_DQ = r'"(?:[^"\\\n]|\\.){0,4096}"'
+_SQ = r"'(?:[^'\\\n]|\\.){0,4096}'"
+_NUM = r"-?[0-9][0-9.eE+-]{0,30}"
+_NAME = r"[A-Za-z_$@][\w.$@-]{0,63}"
+_COLON = r"[ \t]*:[ \t]*"
 #: After a key's value: the rest of a grouped number or IBAN (``+41 79 123 45 67``, ``DE89 3704 …``).
 _MORE = r"(?:[ \t](?:[0-9(+][^\s\"'&,;]*|[A-Z0-9]{1,4}(?![A-Za-z0-9])))*"
 
@@ -100,12 +108,12 @@ DETECTORS: tuple[tuple[str, int, str], ...] = (
     ("api_key", KEYWORD, r"(?:" + _API_KEYS + r")(?![A-Za-z0-9])"),
     # "name": "value" (JSON, Python reprs) and name=value (logfmt, query strings): the key rules
     # apply to the name, so {"firstName": "…"} in a log line is dropped like the attribute would be.
-    ("json_kv", COLON, r'"[A-Za-z_$@][\w.$@-]{0,63}"[ \t]*:[ \t]*(?:"(?:[^"\\\n]|\\.){0,4096}"|-?[0-9][0-9.eE+-]{0,30})'
-                       r"|'[A-Za-z_$@][\w.$@-]{0,63}'[ \t]*:[ \t]*(?:'(?:[^'\\\n]|\\.){0,4096}'|-?[0-9][0-9.eE+-]{0,30})"),
+    ("json_kv", COLON, '"' + _NAME + '"' + _COLON + "(?:" + _DQ + "|" + _NUM + ")"
+                       "|'" + _NAME + "'" + _COLON + "(?:" + _SQ + "|" + _NUM + ")"),
     # A quoted string with escapes ("paid with\\n4111…"): the escape would glue a letter to the value.
     ("quoted", ESCAPE, r'"(?=[^"\n]{0,4096}\\)(?:[^"\\\n]|\\.){0,4096}"'
                        r"|'(?=[^'\n]{0,4096}\\)(?:[^'\\\n]|\\.){0,4096}'"),
-    ("logfmt_kv", EQ, r'[A-Za-z_][\w.-]{0,63}=(?:"(?:[^"\\\n]|\\.){0,4096}"'
+    ("logfmt_kv", EQ, r"[A-Za-z_][\w.-]{0,63}=(?:" + _DQ +
                       r"|[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s<>\"'`{}|\\^]+"  # a URL, & and all
                       r"|(?:(?i:bearer|basic|token)[ \t]+)?[^\s\"'&,;=]{1,4096}=*" + _MORE + ")"),
     ("email", AT, r"(?<![\w.%+-])[\w.%+-]+(?:'[\w.%+-]+)*@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}"),
@@ -272,6 +280,28 @@ def basic_ok(token: str) -> bool:
         return False
 
 
+def unescape_literal(inner: str, quote_char: str) -> str:
+    """The text of a JSON / Python string literal body (``inner`` as is when it has no escapes
+    or is not a valid literal)."""
+    if "\\" not in inner:
+        return inner
+    try:
+        if quote_char == '"':
+            return json.loads(f'"{inner}"')
+        value = ast.literal_eval(f"'{inner}'")
+        return value if isinstance(value, str) else inner
+    except (ValueError, SyntaxError):
+        return inner
+
+
+def escape_literal(text: str, quote_char: str, like: str) -> str:
+    """``text`` as a literal body in the style of ``like`` (the body it replaces)."""
+    if quote_char == '"':
+        return json.dumps(text, ensure_ascii="\\u" in like)[1:-1]
+    body = repr(text)[1:-1]
+    return body if repr(text)[0] == "'" else body.replace("'", "\\'").replace('\\"', '"')
+
+
 _STORAGE_HOST = re.compile(
     r"(?:^|\.)(?:firebasestorage\.googleapis\.com|storage\.googleapis\.com|firebasestorage\.app|"
     r"s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com|cloudfront\.net|blob\.core\.windows\.net|"
@@ -310,10 +340,10 @@ ROUTE_WORDS = frozenset({"me", "self", "current", "search", "new", "list", "all"
                          "bulk", "lookup", "settings", "profile", "info", "id", "uid"})
 
 __all__ = [
-    "DETECTORS", "IBAN_LENGTHS", "MARKER_PREFIX", "TOKEN_START", "features", "ROUTE_WORDS", "SAFE_SHAPE",
-    "STORAGE_SCHEMES", "URL_CONTENT_PARAMS", "URL_SECRET_PARAMS", "basic_ok", "bearer_ok",
-    "has_media_extension", "iban_length_in", "iban_ok", "ipv4_ok", "ipv6_ok", "is_card_number",
-    "is_storage_host", "luhn_ok", "marker", "phone_spans",
+    "DETECTORS", "IBAN_LENGTHS", "MARKER_PREFIX", "ROUTE_WORDS", "SAFE_SHAPE", "STORAGE_SCHEMES",
+    "TOKEN_START", "URL_CONTENT_PARAMS", "URL_SECRET_PARAMS", "basic_ok", "bearer_ok", "escape_literal",
+    "features", "has_media_extension", "iban_length_in", "iban_ok", "ipv4_ok", "ipv6_ok",
+    "is_card_number", "is_storage_host", "luhn_ok", "marker", "phone_spans", "unescape_literal",
 ]
 
 # phonenumbers loads region metadata lazily; touch it once at import so the first span does not pay.

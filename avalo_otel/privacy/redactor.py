@@ -6,12 +6,22 @@ Two kinds of rules, applied to every attribute of every span, log record and met
   ``recipientPhoneNumber``, ``chat.message``, ``X-Api-Key``…) has its whole value replaced by
   ``"[REDACTED:<rule>]"``; a key that holds a person's id (``avalo.actor.id``, ``session.id``,
   ``user_id``, ``senderId``…) has its value pseudonymised (``p_`` + 24 hex);
-* **value detectors** (:mod:`.detectors`, run by :mod:`.scanner`): every other string is scanned
-  once for e-mails, phone numbers, card numbers, IBANs, JWTs, auth headers, API keys, secrets in
-  URLs, media URLs and IP addresses; only the matched text is replaced.
+* **value detectors** (:mod:`.detectors`, run by :mod:`.scanner` and :mod:`.urls`): every other
+  string is scanned once for e-mails, phone numbers, card numbers, IBANs, JWTs, auth headers, API
+  keys, secrets in URLs, media URLs and IP addresses; only the matched text is replaced. Key rules
+  also apply inside text to ``"name": "value"`` (JSON, reprs) and ``name=value`` (logfmt, query
+  strings) pairs, JSON/repr string escapes are decoded before scanning, and a key that is itself
+  personal data (``{"jane@example.com": true}``) is replaced by its redacted form.
 
-Precedence for a key: ``pseudonymize_keys`` (exact) → ``safe_keys`` (exact: no key rule, value
-still scanned) → ``extra_deny_keys`` (exact, or as a token suffix: ``promo_code`` also denies
+Markers name the rule and never echo any part of the value. Booleans and None under a denied key
+are kept (a flag carries no personal data); any other value under it is replaced whole, lists
+included. Pseudonymisation is not counted by ``on_redact``; everything else is, once per
+redaction, cache hits included. ``callback(key, value)`` runs last, for keyed values only (not for
+free text); returning None drops the attribute; if it raises, the value becomes
+``[REDACTED:callback_error]``.
+
+Precedence for a key: ``pseudonymize_keys`` (exact) → ``safe_keys`` (exact: no key rule and no
+card check of ints, string values still scanned) → ``extra_deny_keys`` (exact, or as a token suffix: ``promo_code`` also denies
 ``avalo.metadata.promoCode``; rule ``custom``) → OTel safe keys → person-id suffixes
 (pseudonymised) → built-in deny rules → scan.
 

@@ -4,19 +4,20 @@
 patterns) into a single regular expression with one named group per detector, so a string costs
 one ``finditer`` pass; ``match.lastgroup`` says which detector matched and its handler validates
 the candidate and returns the replacement (or None to keep it). URLs are taken apart: userinfo,
-secret query values, media URLs, and the path/query/fragment scanned again (decoded) for the rest.
+secret query values, media URLs, and the path/query/fragment scanned again (decoded) for the rest
+(:mod:`.urls`).
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from typing import Callable, Mapping, Optional
-from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from . import detectors as d
+from .detectors import escape_literal as _escape
 from .detectors import marker
+from .detectors import unescape_literal as _unescape
+from .urls import UrlRules
 
 #: ``(name) -> ("deny", rule) | ("pseudo", None) | None``: how a query-parameter name is treated.
 ParamAction = Callable[[str], Optional[tuple]]
@@ -26,35 +27,10 @@ _JSON_SEP = re.compile(r"[ \t]*:[ \t]*")
 _AUTH_SEP = re.compile(r"[ \t]+")
 _GROUPS = re.compile(r"[0-9]+")
 _PSEUDONYM = re.compile(r"p_[0-9a-f]{24}")
-_IPV4 = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}")
 _GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 _BACKREF = re.compile(r"\\[1-9]|\(\?P=")
-_PATH_SAFE = "/:@[]!$'()*,;=-._~"
 #: A handler's "not this, but look inside again" (see ``ValueScanner._scan``).
 _RETRY = "\0retry"
-_VALUE_SAFE = ":@[]!$'()*,;/-._~"
-
-
-def _unescape(inner: str, quote_char: str) -> str:
-    """The text of a JSON / Python string literal body (``inner`` as is when it has no escapes
-    or is not a valid literal)."""
-    if "\\" not in inner:
-        return inner
-    try:
-        if quote_char == '"':
-            return json.loads(f'"{inner}"')
-        value = ast.literal_eval(f"'{inner}'")
-        return value if isinstance(value, str) else inner
-    except (ValueError, SyntaxError):
-        return inner
-
-
-def _escape(text: str, quote_char: str, like: str) -> str:
-    """``text`` as a literal body in the style of ``like`` (the body it replaces)."""
-    if quote_char == '"':
-        return json.dumps(text, ensure_ascii="\\u" in like)[1:-1]
-    body = repr(text)[1:-1]
-    return body if repr(text)[0] == "'" else body.replace("'", "\\'").replace('\\"', '"')
 
 
 def _embeddable(pattern: str) -> str | None:
@@ -81,7 +57,7 @@ def _fixed(rule: str) -> Callable[[str, list], str]:
     return handler
 
 
-class ValueScanner:
+class ValueScanner(UrlRules):
     """Finds and replaces personal data in strings. ``scan(text, rules)`` returns ``text`` itself
     when nothing was found, else the redacted copy; each redaction appends its rule to ``rules``."""
 
@@ -337,109 +313,3 @@ class ValueScanner:
                     rules.append("ip")
                     return text[:start] + marker("ip") + text[end:]
         return None
-
-    # -- URLs -----------------------------------------------------------------------------------
-    def _url(self, text: str, rules: list[str]) -> str | None:
-        core = text.rstrip(".,;:!?")
-        while core and core[-1] in ")]" and core.count(core[-1]) > core.count("(" if core[-1] == ")" else "["):
-            core = core[:-1].rstrip(".,;:!?")
-        tail = text[len(core):]
-        scheme, rest = core.split("://", 1)
-        if re.split(r"[.+-]", scheme)[-1].lower() in d.STORAGE_SCHEMES:  # also "x.s3://"
-            rules.append("photo_url")
-            return marker("photo_url") + tail
-        cut = len(rest)
-        for ch in "/?#":
-            i = rest.find(ch)
-            if i != -1 and i < cut:
-                cut = i
-        authority, after = rest[:cut], rest[cut:]
-        after, hash_sign, fragment = after.partition("#")
-        path, has_query, query = after.partition("?")
-        userinfo, at, hostport = authority.rpartition("@")
-        host, port = _split_host(hostport)
-        if d.is_storage_host(host.lower()) or d.has_media_extension(unquote(path)):
-            rules.append("photo_url")
-            return marker("photo_url") + tail
-        found: list[str] = []
-        if at:
-            found.append("credentials")
-            authority = marker("credentials") + "@" + hostport
-        if self._ips and (d.ipv6_ok(host) if ":" in host else bool(_IPV4.fullmatch(host) and d.ipv4_ok(host))):
-            found.append("ip")
-            authority = authority[:len(authority) - len(hostport)] + marker("ip") + port
-        new_path = self._scan_part(path, found, plus=False)
-        new_query = self._params(query, found) if query else query
-        if "=" in fragment:
-            new_fragment = self._params(fragment, found)
-        else:
-            new_fragment = self._scan_part(fragment, found, plus=False)
-        if not found and new_path is path and new_query is query and new_fragment is fragment:
-            return None
-        rules.extend(found)
-        out = f"{scheme}://{authority}{new_path}"
-        if has_query:
-            out += "?" + new_query
-        if hash_sign:
-            out += "#" + new_fragment
-        return out + tail
-
-    def _params(self, query: str, found: list[str]) -> str:
-        pieces = query.split("&")
-        changed = False
-        for i, piece in enumerate(pieces):
-            name, eq, value = piece.partition("=")
-            if not eq:
-                new = self._scan_part(piece, found, plus=True)
-            elif not value or value.startswith(d.MARKER_PREFIX) or value.startswith("%5BREDACTED"):
-                continue
-            else:
-                action = self._query_action(unquote_plus(name))
-                if action is None:
-                    new_value = self._scan_part(value, found, plus=True)
-                elif action[0] == "pseudo":
-                    raw = unquote_plus(value)
-                    new_value = value if _PSEUDONYM.fullmatch(raw) else self._pseudonymize(raw)
-                else:
-                    found.append(action[1])
-                    new_value = marker(action[1])
-                new = piece if new_value is value else f"{name}={new_value}"
-            if new is not piece:
-                pieces[i] = new
-                changed = True
-        return "&".join(pieces) if changed else query
-
-    def _query_action(self, name: str) -> tuple | None:
-        low = name.lower()
-        if low in d.URL_SECRET_PARAMS:
-            return ("deny", "secret")
-        if low in d.URL_CONTENT_PARAMS:
-            return ("deny", "content")
-        action = self._param_action(name)
-        return action if action and action[0] in ("deny", "pseudo") else None
-
-    def _scan_part(self, part: str, found: list[str], *, plus: bool) -> str:
-        """Scan a URL component; percent-encoded text is decoded first and re-encoded if changed."""
-        if not part:
-            return part
-        if "%" in part or (plus and "+" in part):
-            decoded = unquote_plus(part) if plus else unquote(part)
-            if decoded != part:
-                out = self.scan(decoded, found)
-                if out is decoded:
-                    return part
-                return quote_plus(out, safe=_VALUE_SAFE) if plus else quote(out, safe=_PATH_SAFE)
-        return self.scan(part, found)
-
-
-def _split_host(hostport: str) -> tuple[str, str]:
-    """``"[::1]:80"`` → ``("::1", ":80")``; ``"example.com:443"`` → ``("example.com", ":443")``."""
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end == -1:
-            return hostport[1:], ""
-        return hostport[1:end], hostport[end + 1:]
-    if hostport.count(":") == 1:
-        host, _, port = hostport.partition(":")
-        return host, ":" + port
-    return hostport, ""

@@ -85,6 +85,8 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
         return float(value) if math.isfinite(value) else repr(float(value))
     if _depth >= _MAX_DEPTH:  # also what stops a self-referencing structure
         return f"<{type(value).__name__}>"
+    if type(value) is dict and _plain(value):
+        return value  # the common case (attributes of scalars): nothing to convert, no copy
     if isinstance(value, Mapping):
         return {(k if isinstance(k, str) else str(json_safe(k, _depth + 1))): json_safe(v, _depth + 1)
                 for k, v in value.items()}
@@ -101,6 +103,18 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, Enum):
         return json_safe(value.value, _depth + 1)
     return f"<{type(value).__name__}>"
+
+
+def _plain(mapping: dict) -> bool:
+    for key, item in mapping.items():
+        kind = type(item)
+        if type(key) is not str or not (
+            kind is str or kind is bool or item is None
+            or (kind is int and -_INT64 <= item < _INT64)
+            or (kind is float and math.isfinite(item))
+        ):
+            return False
+    return True
 
 
 def _canonical(value: Any) -> str:
@@ -301,6 +315,8 @@ def prepare_document(collection: str, doc: Mapping[str, Any]) -> Document:
     if not isinstance(doc, Mapping):
         raise StoreError(f"{collection}: a document must be a mapping, not {type(doc).__name__}")
     out: Document = json_safe(doc)
+    if out is doc:
+        out = dict(doc)  # json_safe returns plain data as it is: never change the caller's dict
     if out.get("id") in (None, ""):
         raise StoreError(f"{collection}: document has no 'id'")
     out["id"] = str(out["id"])

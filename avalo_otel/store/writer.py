@@ -19,12 +19,11 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 from opentelemetry import metrics
 
 from .base import Document, Store, StoreError, check_collection
-from .schema import prepare_document
 
 _log = logging.getLogger("avalo_otel")
 _writers: "weakref.WeakSet[StoreWriter]" = weakref.WeakSet()
@@ -69,13 +68,15 @@ class StoreWriter:
     def submit(self, collection: str, documents: Iterable[Document]) -> int:
         """Queue documents; returns how many were dropped because the buffer was full."""
         check_collection(collection)
+        # The store prepares documents as it writes them (JSON-safe, sized); only what would
+        # make a whole batch fail is caught here, per document.
         prepared, invalid = [], 0
         for doc in documents:
-            try:
-                prepared.append((collection, prepare_document(collection, doc)))
-            except StoreError as exc:
+            if isinstance(doc, Mapping) and doc.get("id") not in (None, ""):
+                prepared.append((collection, doc))
+            else:
                 invalid += 1
-                _log.warning("avalo-otel: %s exporter skipped a document: %s", self.name, exc)
+                _log.warning("avalo-otel: %s exporter skipped a document without an id", self.name)
         dropped, why = 0, "the buffer is full"
         with self._cond:
             if self._stopping:
