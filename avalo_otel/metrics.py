@@ -58,6 +58,10 @@ def _attrs(runtime: _runtime.Runtime, name: str, labels: Labels) -> Optional[Map
     if not labels:
         return None
     labels = runtime.allowed_labels(name, labels)
+    # Redacted before aggregation, so values that redact alike are one series, not many.
+    clean = runtime.redactor.redact_attributes(labels)
+    if clean is not None:
+        labels = clean
     for value in labels.values():
         if not isinstance(value, (str, bool, int, float)):
             # Label values must be scalars: anything else is stringified rather than lost.

@@ -19,7 +19,9 @@ from typing import Any, Iterable, Optional, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    Gauge, HistogramDataPoint, MetricExporter, MetricExportResult, MetricsData, NumberDataPoint,
+)
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Link
@@ -171,11 +173,44 @@ def redact_metrics(redactor: Redactor, data: Optional[MetricsData]) -> Optional[
                     if attrs is not None:
                         changed = True
                         point = dataclasses.replace(point, attributes=attrs)
+                    exemplars = getattr(point, "exemplars", None)
+                    if exemplars and any(e.filtered_attributes for e in exemplars):
+                        # An exemplar's "filtered attributes" are exactly the labels the view
+                        # refused: they must not leave by the back door. Trace links stay.
+                        changed = True
+                        point = dataclasses.replace(point, exemplars=[
+                            dataclasses.replace(e, filtered_attributes=None) for e in exemplars])
                     points.append(point)
+                if changed:
+                    points = _merge_alike(metric.data, points)
                 metrics.append(dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=points)))
             scope_metrics.append(dataclasses.replace(sm, metrics=metrics))
         resource_metrics.append(dataclasses.replace(rm, scope_metrics=scope_metrics))
     return dataclasses.replace(data, resource_metrics=resource_metrics) if changed else data
+
+
+def _merge_alike(data: Any, points: list[Any]) -> list[Any]:
+    """Points whose label sets became equal by redaction are one series now: merge them
+    (Prometheus rejects duplicate series; OTLP forbids duplicate points of one metric)."""
+    merged: dict[frozenset, Any] = {}
+    for point in points:
+        key = frozenset((point.attributes or {}).items())
+        seen = merged.get(key)
+        merged[key] = point if seen is None else _merge(data, seen, point)
+    return list(merged.values()) if len(merged) < len(points) else points
+
+
+def _merge(data: Any, a: Any, b: Any) -> Any:
+    if isinstance(a, HistogramDataPoint) and tuple(a.explicit_bounds) == tuple(b.explicit_bounds):
+        return dataclasses.replace(
+            a, count=a.count + b.count, sum=a.sum + b.sum, min=min(a.min, b.min), max=max(a.max, b.max),
+            bucket_counts=[x + y for x, y in zip(a.bucket_counts, b.bucket_counts)],
+            time_unix_nano=max(a.time_unix_nano, b.time_unix_nano))
+    if isinstance(a, NumberDataPoint):
+        if isinstance(data, Gauge):
+            return a if a.time_unix_nano >= b.time_unix_nano else b
+        return dataclasses.replace(a, value=a.value + b.value, time_unix_nano=max(a.time_unix_nano, b.time_unix_nano))
+    return a  # exponential histograms of different scales: keep one rather than send duplicates
 
 
 class RedactingMetricExporter(MetricExporter):
