@@ -69,30 +69,40 @@ class SpanExportPipeline(SpanProcessor):
 
 
 def redact_span(redactor: Redactor, span: ReadableSpan) -> ReadableSpan:
-    changes: dict[str, Any] = {}
-    name = redactor.redact_text(span.name)
-    if name is not span.name:
-        changes["name"] = name
+    """``span`` with personal data removed from its name, attributes, events, links and status."""
+    own = type(span) is ReadableSpan
     # The public properties copy on every access; the SDK's own fields are read once instead.
-    attrs = redactor.redact_attributes(getattr(span, "_attributes", None) or span.attributes)
-    if attrs is not None:
-        changes["attributes"] = attrs
-    events = getattr(span, "_events", None) if hasattr(span, "_events") else span.events
+    name, attributes = (span._name, span._attributes) if own else (span.name, span.attributes)
+    events, links, status = (span._events, span._links, span._status) if own else (span.events, span.links, span.status)
+    changes: dict[str, Any] = {}
+    clean_name = redactor.redact_text(name)
+    if clean_name is not name:
+        changes["name"] = clean_name
+    clean_attrs = redactor.redact_attributes(attributes)
+    if clean_attrs is not None:
+        changes["attributes"] = clean_attrs
     if events:
-        events = _redact_events(redactor, events)
-        if events is not None:
-            changes["events"] = events
-    links = getattr(span, "_links", None) if hasattr(span, "_links") else span.links
+        clean_events = _redact_events(redactor, events)
+        if clean_events is not None:
+            changes["events"] = clean_events
     if links:
-        links = _redact_links(redactor, links)
-        if links is not None:
-            changes["links"] = links
-    description = span.status.description
+        clean_links = _redact_links(redactor, links)
+        if clean_links is not None:
+            changes["links"] = clean_links
+    description = status.description
     if description:
         clean = redactor.redact_text(description)
         if clean is not description:
-            changes["status"] = Status(span.status.status_code, clean)
-    return copy_span(span, **changes) if changes else span
+            changes["status"] = Status(status.status_code, clean)
+    if not changes:
+        return span
+    if own:
+        # The span the SDK hands to on_end is a fresh snapshot made for this call, and this
+        # pipeline is its only processor: rewriting its fields saves building a second one.
+        for field, value in changes.items():
+            setattr(span, "_" + field, value)
+        return span
+    return copy_span(span, **changes)
 
 
 def _redact_events(redactor: Redactor, events: Sequence[Event]) -> Optional[list[Event]]:
