@@ -315,8 +315,9 @@ def test_endpoint_down_never_blocks_the_app(configured, protocol):
         export_timeout_ms=500, metric_export_interval_ms=200,
     )
     total, slowest = _hammer(2000)
-    # Exports run on the SDK's worker threads: no call waits for a (failing) export.
-    assert total < 5.0 and slowest < 0.25, (total, slowest)
+    # Exports run on the SDK's worker threads: no call waits for a (failing) export. The bounds
+    # are loose on purpose (a loaded 2-core CI machine); a call that waited would take seconds.
+    assert total < 15.0 and slowest < 1.0, (total, slowest)
     ao.log_success("chat", "chat.send")  # still usable
     start = time.perf_counter()
     handle.shutdown()
@@ -326,17 +327,17 @@ def test_endpoint_down_never_blocks_the_app(configured, protocol):
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_endpoint_that_hangs_never_blocks_the_app_and_shutdown_is_bounded(configured, black_hole, protocol):
-    # Every export here waits its full timeout: a call that waited on one would take >= 0.25 s.
+    # Every export here waits its full timeout: a call that waited on one would take >= 1.5 s.
     handle = configured(
         otlp_endpoint=black_hole, otlp_protocol=protocol, metrics_exporters="otlp",
-        export_timeout_ms=250, metric_export_interval_ms=100,
+        export_timeout_ms=1500, metric_export_interval_ms=100,
     )
     total, slowest = _hammer(2000)
-    assert total < 5.0 and slowest < 0.2, (total, slowest)
+    assert total < 15.0 and slowest < 1.0, (total, slowest)
     start = time.perf_counter()
     handle.shutdown()
     # Bounded by the export timeout times the batches still queued (≤ 4 per signal at 512 each).
-    assert time.perf_counter() - start < 6.0
+    assert time.perf_counter() - start < 25.0
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])

@@ -195,7 +195,8 @@ def test_outage_never_blocks_keeps_the_bound_and_delivers_exactly_once(
         client.close()
 
     # The app's thread was never held by the store.
-    assert max(call_times) < 0.25, f"slowest log_telemetry call {max(call_times) * 1000:.0f} ms"
+    # Loose on purpose (loaded CI machine): a call held by the store would wait its 2 s timeout.
+    assert max(call_times) < 1.0, f"slowest log_telemetry call {max(call_times) * 1000:.0f} ms"
 
     # Exactly once: every stored event is a distinct (phase, seq); nothing counted twice.
     keys = [(d["metadata"]["phase"], d["metadata"]["seq"]) for d in docs]
