@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import Observation
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -64,7 +65,10 @@ class Telemetry:
     def _build(self, settings: Settings, metric_readers: Sequence[MetricReader]) -> None:
         resource = Resource.create(_resource_attributes(settings))
         self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
-        self._redaction_counter: Any = None
+        # Counted in a plain dict and observed at collection: a counter.add() per redaction
+        # would cost more than the redaction itself on the span path.
+        self._redactions: dict[str, int] = {}
+        self._redactions_lock = threading.Lock()
         self.redactor = build_redactor(settings, self.pseudonymize, self._count_redaction)
 
         # Metrics first: the redaction counter lives there. Views limit label keys and series.
@@ -89,8 +93,9 @@ class Telemetry:
             metric_readers=[*readers, *self._push_readers, *metric_readers],
             views=metric_views(allowed_metric_labels(settings), settings.metric_cardinality_limit),
         )
-        self._redaction_counter = self.meter_provider.get_meter("avalo_otel", __version__).create_counter(
-            "avalo_otel_redactions_total", description="Values redacted before export, by rule"
+        self.meter_provider.get_meter("avalo_otel", __version__).create_observable_counter(
+            "avalo_otel_redactions_total", callbacks=[self._observe_redactions],
+            description="Values redacted before export, by rule",
         )
 
         self.tracer_provider = TracerProvider(
@@ -144,9 +149,13 @@ class Telemetry:
         return build
 
     def _count_redaction(self, rule: str) -> None:
-        counter = self._redaction_counter
-        if counter is not None:
-            counter.add(1, {"rule": rule})
+        with self._redactions_lock:
+            self._redactions[rule] = self._redactions.get(rule, 0) + 1
+
+    def _observe_redactions(self, options: Any) -> list[Observation]:
+        with self._redactions_lock:
+            counts = list(self._redactions.items())
+        return [Observation(count, {"rule": rule}) for rule, count in counts]
 
     def add_span_exporter(self, exporter: SpanExporter, *, batch: bool = True) -> None:
         """Send spans to one more exporter, behind the privacy stage and in its own queue

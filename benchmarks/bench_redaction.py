@@ -73,7 +73,12 @@ def make_arm(redacted: bool) -> tuple[Callable[[list[dict[str, Any]]], None], Tr
     batch = BatchSpanProcessor(exporter, max_queue_size=1 << 20, max_export_batch_size=512)
     provider = TracerProvider()
     if redacted:
-        pipeline = SpanExportPipeline(Redactor(pseudonymize=Pseudonymizer("bench-key")))
+        counts: dict[str, int] = {}
+
+        def count(rule: str) -> None:  # as configure() counts redactions (a dict, observed later)
+            counts[rule] = counts.get(rule, 0) + 1
+
+        pipeline = SpanExportPipeline(Redactor(pseudonymize=Pseudonymizer("bench-key"), on_redact=count))
         pipeline.add(batch)
         provider.add_span_processor(pipeline)
     else:
