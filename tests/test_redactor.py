@@ -724,3 +724,17 @@ def test_escapes_in_json_text_do_not_hide_pii(value, ensure_ascii) -> None:
     json.loads(out)  # still valid JSON
     python_repr = repr(value)
     assert MARKER in REDACTOR.redact_text(python_repr)
+
+
+@pytest.mark.parametrize("key", ["amount_text", "status_text", "button_text", "release_notes", "docker_image",
+                                 "method_signature", "client.mobile"])
+def test_keys_naming_things_are_not_personal(key: str) -> None:
+    redactor = Redactor(pseudonymize=lambda value: "p_" + "0" * 24)
+    assert redactor.key_rule(key) is None
+    assert redactor.redact_attributes({key: "Pay 10 EUR"}) is None
+
+
+@pytest.mark.parametrize("key, rule", [("message_text", "content"), ("notes", "content"), ("avatar_image", "photo"),
+                                       ("signature", "secret"), ("mobile", "phone")])
+def test_the_same_words_alone_stay_personal(key: str, rule: str) -> None:
+    assert Redactor(pseudonymize=lambda value: "p_" + "0" * 24).key_rule(key) == rule

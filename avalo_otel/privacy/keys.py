@@ -160,10 +160,20 @@ def _qualified(toks: tuple[str, ...]) -> str | None:
     return None
 
 
+#: ``qualifier last`` pairs that name a thing, not personal data (``status_text``, ``docker_image``).
+_SAFE_PAIRS = frozenset(tuple(pair.split()) for pair in """
+status text|amount text|button text|error text|label text|alt text|placeholder text|tooltip text
+display text|link text|title text|release notes|docker image|container image|base image|vm image
+method signature|function signature|type signature|client mobile|is mobile|app mobile
+""".replace("\n", "|").split("|") if pair.strip())
+
+
 def suffix_rule(toks: tuple[str, ...], *, ips: bool) -> str | None:
     """Rule for a tokenised key by its meaningful last tokens, or None."""
     toks = _meaningful(toks)
     if not toks or toks[0] in _FLAG_PREFIX:
+        return None
+    if len(toks) > 1 and toks[-2:] in _SAFE_PAIRS:
         return None
     for n in (4, 3, 2, 1):
         if len(toks) >= n:
