@@ -34,25 +34,33 @@ def shared_store() -> FirestoreStore:
         return _shared
 
 
+def _defaults(kwargs: dict[str, Any], name: str) -> dict[str, Any]:
+    """The exporter's name, and its buffer bound from ``AVALO_OTEL_STORE_BUFFER`` (read, like
+    every avalo-otel setting, by ``avalo_otel.settings``)."""
+    from avalo_otel.settings import Settings
+
+    kwargs.setdefault("name", name)
+    if "writer" not in kwargs:
+        kwargs.setdefault("max_buffer", Settings.load().store_buffer)
+    return kwargs
+
+
 class FirestoreSpanExporter(StoreSpanExporter):
     """Spans → ``traces`` in Firestore."""
 
     def __init__(self, store: Optional[FirestoreStore] = None, **kwargs: Any) -> None:
-        kwargs.setdefault("name", "firestore-traces")
-        super().__init__(store if store is not None else shared_store(), **kwargs)
+        super().__init__(store if store is not None else shared_store(), **_defaults(kwargs, "firestore-traces"))
 
 
 class FirestoreLogExporter(StoreLogExporter):
     """Log records → ``telemetry_events`` in Firestore."""
 
     def __init__(self, store: Optional[FirestoreStore] = None, **kwargs: Any) -> None:
-        kwargs.setdefault("name", "firestore-logs")
-        super().__init__(store if store is not None else shared_store(), **kwargs)
+        super().__init__(store if store is not None else shared_store(), **_defaults(kwargs, "firestore-logs"))
 
 
 class FirestoreMetricExporter(StoreMetricExporter):
     """Metric points → ``metrics`` in Firestore (delta temporality)."""
 
     def __init__(self, store: Optional[FirestoreStore] = None, **kwargs: Any) -> None:
-        kwargs.setdefault("name", "firestore-metrics")
-        super().__init__(store if store is not None else shared_store(), **kwargs)
+        super().__init__(store if store is not None else shared_store(), **_defaults(kwargs, "firestore-metrics"))
