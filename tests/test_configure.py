@@ -1,0 +1,46 @@
+"""configure() at process level: ports, imports, OTEL_SDK_DISABLED."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import avalo_otel as ao
+
+
+def test_prometheus_port_in_use_is_a_warning_and_the_app_runs_on(configured, caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with caplog.at_level(logging.WARNING, logger="avalo_otel"):
+            handle = configured(metrics_exporters="prometheus", prometheus_port=port)
+        assert handle.prometheus_url is None
+        assert f"cannot serve Prometheus metrics on 127.0.0.1:{port}" in caplog.text
+        assert ao.time_operation("chat", "chat.send", lambda: "sent") == "sent"  # the app runs on
+
+
+def test_prometheus_endpoint_serves_on_a_chosen_port(configured):
+    handle = configured(metrics_exporters="prometheus", prometheus_port=0)
+    ao.inc_counter("chat_messages_sent_total", {"domain": "chat"})
+    text = urllib.request.urlopen(handle.prometheus_url, timeout=5).read().decode()
+    assert 'chat_messages_sent_total{domain="chat"} 1.0' in text
+
+
+def test_importing_avalo_otel_loads_no_firestore_grpc_or_web_stack():
+    code = ("import sys, avalo_otel, avalo_otel.store; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'grpc', 'google', 'starlette', 'fastapi', 'flask', 'uvicorn', 'aiohttp'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_sdk_disabled_gives_a_no_op_handle(configured):
+    handle = configured(disabled=True)
+    assert handle.prometheus_url is None and handle.force_flush() is True
+    assert ao.time_operation("chat", "chat.send", lambda: 1) == 1
+    with ao.time_operation("chat", "chat.send") as op:
+        assert op.trace_id is None
