@@ -67,8 +67,9 @@ class Telemetry:
         self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
         # Counted in a plain dict and observed at collection: a counter.add() per redaction
         # would cost more than the redaction itself on the span path.
-        self._redactions: dict[str, int] = {}
-        self._redactions_lock = threading.Lock()
+        self._tallies: list[dict[str, int]] = []  # one per thread: no lock on the span path
+        self._tally = threading.local()
+        self._tallies_lock = threading.Lock()
         self.redactor = build_redactor(settings, self.pseudonymize, self._count_redaction)
 
         # Metrics first: the redaction counter lives there. Views limit label keys and series.
@@ -149,13 +150,21 @@ class Telemetry:
         return build
 
     def _count_redaction(self, rule: str) -> None:
-        with self._redactions_lock:
-            self._redactions[rule] = self._redactions.get(rule, 0) + 1
+        tally = getattr(self._tally, "counts", None)
+        if tally is None:
+            tally = self._tally.counts = {}
+            with self._tallies_lock:
+                self._tallies.append(tally)
+        tally[rule] = tally.get(rule, 0) + 1
 
     def _observe_redactions(self, options: Any) -> list[Observation]:
-        with self._redactions_lock:
-            counts = list(self._redactions.items())
-        return [Observation(count, {"rule": rule}) for rule, count in counts]
+        totals: dict[str, int] = {}
+        with self._tallies_lock:
+            tallies = list(self._tallies)
+        for tally in tallies:
+            for rule, count in list(tally.items()):
+                totals[rule] = totals.get(rule, 0) + count
+        return [Observation(count, {"rule": rule}) for rule, count in totals.items()]
 
     def add_span_exporter(self, exporter: SpanExporter, *, batch: bool = True) -> None:
         """Send spans to one more exporter, behind the privacy stage and in its own queue

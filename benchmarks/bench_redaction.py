@@ -75,7 +75,7 @@ def make_arm(redacted: bool) -> tuple[Callable[[list[dict[str, Any]]], None], Tr
     if redacted:
         counts: dict[str, int] = {}
 
-        def count(rule: str) -> None:  # as configure() counts redactions (a dict, observed later)
+        def count(rule: str) -> None:  # as configure() counts redactions (a per-thread dict)
             counts[rule] = counts.get(rule, 0) + 1
 
         pipeline = SpanExportPipeline(Redactor(pseudonymize=Pseudonymizer("bench-key"), on_redact=count))

@@ -53,7 +53,7 @@ class SpanExportPipeline(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        kept = exportable(span)
+        kept = span if span.context.trace_flags.sampled else exportable(span)
         if kept is None:
             return
         clean = redact_span(self.redactor, kept)
