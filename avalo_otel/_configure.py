@@ -332,26 +332,21 @@ def _set_globals(handle: Telemetry) -> None:
     OTel lets a global be set once per process; after a shutdown a new configure() replaces it.
     Tracers handed out earlier keep the old provider, which is why configure belongs at start-up.
     """
-    for module, flag in ((trace, "_TRACER_PROVIDER_SET_ONCE"), (metrics._internal, "_METER_PROVIDER_SET_ONCE"),
-                         (_logs._internal, "_LOGGER_PROVIDER_SET_ONCE")):
+    globals_ = (
+        (trace, "_TRACER_PROVIDER_SET_ONCE", trace.get_tracer_provider),
+        (metrics._internal, "_METER_PROVIDER_SET_ONCE", metrics.get_meter_provider),
+        (_logs._internal, "_LOGGER_PROVIDER_SET_ONCE", _logs.get_logger_provider),
+    )
+    for module, flag, current in globals_:
         once = getattr(module, flag, None)
-        if once is not None and getattr(once, "_done", False) and _replaced_ours(module):
+        # Only a provider we installed may be replaced: never take over one the app set itself.
+        if once is not None and getattr(once, "_done", False) and _runtime.is_owned(current()):
             once._done = False
     trace.set_tracer_provider(handle.tracer_provider)
     metrics.set_meter_provider(handle.meter_provider)
     _logs.set_logger_provider(handle.logger_provider)
     for provider in (handle.tracer_provider, handle.meter_provider, handle.logger_provider):
         _runtime.owned[id(provider)] = provider
-
-
-def _replaced_ours(module: Any) -> bool:
-    current = {
-        "opentelemetry.trace": lambda: trace.get_tracer_provider(),
-        "opentelemetry.metrics._internal": lambda: metrics.get_meter_provider(),
-        "opentelemetry._logs._internal": lambda: _logs.get_logger_provider(),
-    }[module.__name__]()
-    # Only a provider we installed may be replaced: never take over one the app set itself.
-    return _runtime.is_owned(current)
 
 
 class _DisabledTelemetry(Telemetry):
@@ -365,7 +360,7 @@ class _DisabledTelemetry(Telemetry):
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         return True
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = 10.0) -> None:
         global _current
         with _lock:
             self._closed = True

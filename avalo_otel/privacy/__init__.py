@@ -11,14 +11,7 @@ from typing import Any, Callable
 from ..conventions import METRICS
 from ..settings import Settings
 from .pseudonym import Pseudonymizer
-try:
-    from .redactor import Redactor
-except ImportError:  # TEMPORARY while redactor.py is being written
-    class Redactor:  # type: ignore[no-redef]
-        def __init__(self, **kwargs: Any) -> None: pass
-        def redact_text(self, text: Any) -> Any: return text
-        def redact_value(self, value: Any, key: Any = None) -> Any: return value
-        def redact_attributes(self, attrs: Any) -> Any: return None
+from .redactor import Redactor
 
 #: Metric label keys of OTel semantic conventions that carry no personal data.
 SEMCONV_METRIC_LABELS = frozenset({

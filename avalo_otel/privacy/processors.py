@@ -29,7 +29,7 @@ from opentelemetry.trace.status import Status
 
 from .._spans import copy_span
 from ..sampling import exportable
-from . import Redactor
+from .redactor import Redactor
 
 #: The instrumentation scope of avalo-otel's own API.
 OWN_SCOPE = "avalo_otel"
