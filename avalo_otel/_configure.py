@@ -65,12 +65,9 @@ class Telemetry:
     def _build(self, settings: Settings, metric_readers: Sequence[MetricReader]) -> None:
         resource = Resource.create(_resource_attributes(settings))
         self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
-        # Counted in a plain dict and observed at collection: a counter.add() per redaction
-        # would cost more than the redaction itself on the span path.
-        self._tallies: list[dict[str, int]] = []  # one per thread: no lock on the span path
-        self._tally = threading.local()
-        self._tallies_lock = threading.Lock()
-        self.redactor = build_redactor(settings, self.pseudonymize, self._count_redaction)
+        # The redactor counts by rule itself (a dict per thread) and the counter is observed at
+        # collection: a counter.add() per redaction would cost more than the redaction itself.
+        self.redactor = build_redactor(settings, self.pseudonymize)
 
         # Metrics first: the redaction counter lives there. Views limit label keys and series.
         readers: list[MetricReader] = []
@@ -149,32 +146,23 @@ class Telemetry:
             return kind(self.store, writer=self._store_writer)
         return build
 
-    def _count_redaction(self, rule: str) -> None:
-        tally = getattr(self._tally, "counts", None)
-        if tally is None:
-            tally = self._tally.counts = {}
-            with self._tallies_lock:
-                self._tallies.append(tally)
-        tally[rule] = tally.get(rule, 0) + 1
-
     def _observe_redactions(self, options: Any) -> list[Observation]:
-        totals: dict[str, int] = {}
-        with self._tallies_lock:
-            tallies = list(self._tallies)
-        for tally in tallies:
-            for rule, count in list(tally.items()):
-                totals[rule] = totals.get(rule, 0) + count
-        return [Observation(count, {"rule": rule}) for rule, count in totals.items()]
+        return [Observation(count, {"rule": rule}) for rule, count in self.redactor.redaction_counts().items()]
 
     def add_span_exporter(self, exporter: SpanExporter, *, batch: bool = True) -> None:
         """Send spans to one more exporter, behind the privacy stage and in its own queue
         (a slow backend holds up no other)."""
-        self._span_pipeline.add(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
+        delay = self.settings.traces_schedule_delay_ms
+        processor = _processor(exporter, BatchSpanProcessor, delay) if batch else SimpleSpanProcessor(exporter)
+        self._span_pipeline.add(processor)
 
     def add_log_exporter(self, exporter: LogRecordExporter, *, batch: bool = True) -> None:
         """Send telemetry events (log records) to one more exporter, behind the privacy stage."""
-        processor = BatchLogRecordProcessor(exporter) if batch else SimpleLogRecordProcessor(exporter)
-        self.logger_provider.add_log_record_processor(processor)
+        delay = self.settings.logs_schedule_delay_ms
+        if batch:
+            self.logger_provider.add_log_record_processor(_processor(exporter, BatchLogRecordProcessor, delay))
+        else:
+            self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
 
     @property
     def prometheus_url(self) -> Optional[str]:
@@ -240,11 +228,25 @@ class Telemetry:
         self.shutdown()
 
 
-def _capture_stdlib_logging(handle: "Telemetry") -> logging.Handler:
-    """Bridge the stdlib ``logging`` root logger into the log pipeline (behind the privacy stage)."""
-    from opentelemetry.sdk._logs import LoggingHandler
+def _processor(exporter: Any, batch_processor: Callable[..., Any], schedule_delay_ms: int) -> Any:
+    """The processor in front of ``exporter``: its own when it has one (the store exporters,
+    whose writer already batches in the background), else the OTel batch processor."""
+    own = getattr(exporter, "processor", None)
+    if callable(own):
+        return own(schedule_delay_ms=schedule_delay_ms)
+    return batch_processor(exporter, schedule_delay_millis=schedule_delay_ms)
 
-    handler = LoggingHandler(level=logging.INFO, logger_provider=handle.logger_provider)
+
+def _capture_stdlib_logging(handle: "Telemetry") -> logging.Handler:
+    """Bridge the stdlib ``logging`` root logger into the log pipeline (behind the privacy stage).
+
+    The handler is the one from ``opentelemetry-instrumentation-logging`` (the SDK's own
+    ``LoggingHandler`` is deprecated in its favour); it is given our provider, so every record goes
+    through the redacting log processor. Code attributes (file, function, line) are kept, as the
+    SDK's handler always added them."""
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    handler = LoggingHandler(level=logging.INFO, logger_provider=handle.logger_provider, log_code_attributes=True)
     # Records about exporting must not be exported: a failing backend would feed itself.
     handler.addFilter(lambda record: not record.name.startswith(("opentelemetry", "avalo_otel")))
     logging.getLogger().addHandler(handler)

@@ -8,6 +8,7 @@ and :class:`AvaloConfigurator` (``opentelemetry_configurator``); the configurato
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
@@ -17,10 +18,13 @@ _log = logging.getLogger("avalo_otel")
 
 
 class AvaloDistro(BaseDistro):
-    """Nothing to set before instrumentors load: every default lives in ``avalo_otel.settings``."""
+    """Defaults to set before instrumentors load (every other default lives in ``settings``)."""
 
     def _configure(self, **kwargs: Any) -> None:
-        return None
+        # opentelemetry-instrumentation-logging (our dependency, for its handler) would otherwise
+        # hang its own handler on the root logger: stdlib logging is bridged by ``capture_logging``,
+        # behind the privacy stage, or not at all.
+        os.environ.setdefault("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", "false")
 
 
 class AvaloConfigurator(_BaseConfigurator):

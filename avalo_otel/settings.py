@@ -58,11 +58,20 @@ class Settings:
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 9464
     metric_export_interval_ms: int = 60_000
+    #: Longest wait before a partial batch is exported (the OTel defaults: logs 1 s, spans 5 s).
+    #: The store exporters' writer honours the shorter of the two it serves.
+    logs_schedule_delay_ms: int = 1_000
+    traces_schedule_delay_ms: int = 5_000
     export_timeout_ms: int = 10_000
     attribute_value_length_limit: int | None = None
     attribute_count_limit: int | None = None
     pseudonym_key: str | None = field(default=None, repr=False)
+    #: Extra keys whose values are replaced whole (rule "custom"). Both lists match a key exactly or
+    #: as its last tokens, as the built-in rules do: "display_name" also covers "user.display_name"
+    #: and "displayName"; between the two lists the more specific entry wins (exact beats suffix).
     redact_keys: tuple[str, ...] = ()
+    #: Keys exempt from the key rules (their string values are still scanned). A suffix entry does
+    #: not exempt person ids from pseudonymisation ("id" leaves "user_id" pseudonymised).
     safe_keys: tuple[str, ...] = ()
     redact_ip_addresses: bool = True
     redact_patterns: Mapping[str, str] = field(default_factory=dict)
@@ -333,6 +342,8 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "prometheus_host": (("OTEL_EXPORTER_PROMETHEUS_HOST",), _text),
     "prometheus_port": (("OTEL_EXPORTER_PROMETHEUS_PORT",), _int_in(0, 65535)),
     "metric_export_interval_ms": (("OTEL_METRIC_EXPORT_INTERVAL",), _int_in(1, 86_400_000)),
+    "logs_schedule_delay_ms": (("OTEL_BLRP_SCHEDULE_DELAY",), _int_in(1, 86_400_000)),
+    "traces_schedule_delay_ms": (("OTEL_BSP_SCHEDULE_DELAY",), _int_in(1, 86_400_000)),
     "export_timeout_ms": (("OTEL_EXPORTER_OTLP_TIMEOUT",), _int_in(1, 600_000)),
     "attribute_value_length_limit": (("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",), _int_in(1, 1 << 30)),
     "attribute_count_limit": (("OTEL_ATTRIBUTE_COUNT_LIMIT",), _int_in(1, 1 << 20)),

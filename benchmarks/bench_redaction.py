@@ -1,6 +1,7 @@
 """Cost of the privacy stage per span, as a RATIO to the same span without redaction, in one run.
 
-    python benchmarks/bench_redaction.py [--repeats 7] [--spans 20000]
+    python benchmarks/bench_redaction.py [--repeats 9] [--spans 20000]
+    python benchmarks/bench_redaction.py --micro     # Redactor.redact_attributes alone, no targets
 
 Both arms build the same span (start, 5 or 20 attributes, end) on their own TracerProvider and
 export it through a BatchSpanProcessor into a no-op exporter. "raw" has the batch processor
@@ -11,8 +12,14 @@ personal data (emails, phone numbers, tokens, names under personal keys), half a
 
 Two value mixes are measured: "repeating" draws values from a pool of 500 users (real traffic
 repeats users, routes and codes; the redactor caches per value) and "all new" makes every PII
-value unique (no cache hits: the worst case). Arms are interleaved in chunks, medians over
-repeats. Targets (repeating mix): <= 1.15 at 5 attributes, <= 1.4 at 20.
+value unique (no cache hits: the worst case). Arms are interleaved in chunks of spans/20 (order
+alternating), each chunk timed up to its arm's force_flush(), so the export and the freeing of an
+arm's spans are billed to that arm rather than to whichever arm runs while its worker thread
+catches up. "paired", the median of the per-repeat ratios, is held to the target, as in the
+other benchmarks: both arms of a repeat ran interleaved, so the machine's drift between repeats
+cancels out of it; "ratio" (median redacted / median raw, from different repeats) is printed as a
+check, and a run where the two disagree was disturbed.
+Targets (repeating mix): <= 1.15 at 5 attributes, <= 1.4 at 20.
 """
 
 from __future__ import annotations
@@ -73,12 +80,8 @@ def make_arm(redacted: bool) -> tuple[Callable[[list[dict[str, Any]]], None], Tr
     batch = BatchSpanProcessor(exporter, max_queue_size=1 << 20, max_export_batch_size=512)
     provider = TracerProvider()
     if redacted:
-        counts: dict[str, int] = {}
-
-        def count(rule: str) -> None:  # as configure() counts redactions (a per-thread dict)
-            counts[rule] = counts.get(rule, 0) + 1
-
-        pipeline = SpanExportPipeline(Redactor(pseudonymize=Pseudonymizer("bench-key"), on_redact=count))
+        # As configure() builds it: no on_redact, the redactor counts by rule itself.
+        pipeline = SpanExportPipeline(Redactor(pseudonymize=Pseudonymizer("bench-key")))
         pipeline.add(batch)
         provider.add_span_processor(pipeline)
     else:
@@ -88,11 +91,15 @@ def make_arm(redacted: bool) -> tuple[Callable[[list[dict[str, Any]]], None], Tr
     def run(sets: list[dict[str, Any]]) -> None:
         for attrs in sets:
             tracer.start_span("chat.send", attributes=attrs).end()
+        # Export (and freeing the spans) is part of the cost: done here, it is billed to this
+        # arm instead of running in its worker thread during the other arm's timed chunk.
+        provider.force_flush()
 
     return run, provider, exporter
 
 
-def measure(n_attrs: int, unique: bool, repeats: int, spans: int) -> tuple[float, float, float]:
+def measure(n_attrs: int, unique: bool, repeats: int, spans: int) -> tuple[float, float, float, float]:
+    """(raw ns/span, redacted ns/span, ratio of the medians, median of the per-repeat ratios)."""
     chunks = 20
     per_chunk = spans // chunks
     raw, raw_provider, raw_exp = make_arm(False)
@@ -120,33 +127,80 @@ def measure(n_attrs: int, unique: bool, repeats: int, spans: int) -> tuple[float
             gc.enable()
         raw_times.append(t_raw / (per_chunk * chunks))
         red_times.append(t_red / (per_chunk * chunks))
-        raw_provider.force_flush()
-        red_provider.force_flush()
     raw_provider.shutdown()
     red_provider.shutdown()
     assert raw_exp.count == red_exp.count, "both arms must export every span"
-    ratio = statistics.median(red_times) / statistics.median(raw_times)
-    return statistics.median(raw_times), statistics.median(red_times), ratio
+    raw_ns, red_ns = statistics.median(raw_times), statistics.median(red_times)
+    paired = statistics.median(r / w for r, w in zip(red_times, raw_times))
+    return raw_ns, red_ns, red_ns / raw_ns, paired
+
+
+def micro() -> None:
+    """``Redactor.redact_attributes`` alone, warm (best of 5): where the per-span time goes."""
+    import uuid
+
+    redactor = Redactor(pseudonymize=Pseudonymizer("bench-key"))
+    five = {"avalo.domain": "wallet", "avalo.operation": "wallet.spend", "avalo.latency_ms": 12.5,
+            "user.email": "jane.doe@example.com", "avalo.metadata.note": "call me on +44 20 7946 0018"}
+    safe = {f"avalo.metadata.k{i}": v for i, v in enumerate(
+        ["chat.send", "INSUFFICIENT_FUNDS", 42, "/v1/users/{id}", "1.45.2", 3.5, "success",
+         "2024-05-01T12:30:45Z", True, "client"])}
+    pii = {f"avalo.metadata.p{i}": v for i, v in enumerate(
+        ["mail jane@example.com", "+1 415 555 0132", "4111 1111 1111 1111", "Bearer abc.def-123456",
+         "https://u:pw@api.example.com/x?token=s3cr3t", "10.1.2.3", "DE89 3704 0044 0532 0130 00",
+         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "AKIAIOSFODNN7EXAMPLE", "from 203.0.113.9"])}
+    twenty = {**safe, **pii}
+    five_clean = {"avalo.domain": "wallet", "avalo.operation": "wallet.spend", "avalo.latency_ms": 12.5,
+                  "error.type": "INSUFFICIENT_FUNDS", "avalo.success": False}
+
+    def run(label: str, make: Callable[[], dict[str, Any]], n: int = 20000) -> None:
+        batches = [make() for _ in range(n)]
+        call = redactor.redact_attributes
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter_ns()
+            for attrs in batches:
+                call(attrs)
+            best = min(best, (time.perf_counter_ns() - start) / n)
+        print(f"{label:<58} {best:8.0f} ns/call")
+
+    run("5 attrs, clean (warm cache)", lambda: five_clean)
+    run("5 attrs, half PII (warm cache)", lambda: five)
+    run("20 attrs, half PII (warm cache)", lambda: twenty)
+    run("5 attrs, half PII + fresh request id (uuid) each call",
+        lambda: {**five, "http.request.id": str(uuid.uuid4())}, 5000)
+    run("20 attrs, half PII + fresh email each call (cache miss)",
+        lambda: {**twenty, "avalo.metadata.p0": f"mail {uuid.uuid4().hex[:8]}@example.com"}, 5000)
+    text = "user jane@example.com paid 100.50 with card 4111 1111 1111 1111 from 203.0.113.9"
+    start = time.perf_counter_ns()
+    for i in range(2000):
+        redactor.redact_text(f"{text} #{i}")  # each one new: scanned, not cached
+    print(f"{'uncached scan of an 85-char log line with 3 PII':<58} "
+          f"{(time.perf_counter_ns() - start) / 2000:8.0f} ns/call")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--spans", type=int, default=20000)
+    parser.add_argument("--micro", action="store_true", help="time Redactor.redact_attributes alone (no targets)")
     args = parser.parse_args()
+    if args.micro:
+        micro()
+        return 0
     print(f"{args.spans} spans per arm and repeat, {args.repeats} repeats, Python {sys.version.split()[0]}\n")
-    print(f"{'case':<34}{'raw ns/span':>12}{'redacted':>12}{'ratio':>8}{'target':>9}")
+    print(f"{'case':<34}{'raw ns/span':>12}{'redacted':>12}{'ratio':>8}{'paired':>8}{'target':>9}")
     failed = False
     for n_attrs, target in ((5, 1.15), (20, 1.4)):
         for unique in (False, True):
-            raw_ns, red_ns, ratio = measure(n_attrs, unique, args.repeats, args.spans)
+            raw_ns, red_ns, ratio, paired = measure(n_attrs, unique, args.repeats, args.spans)
             mix = "all new" if unique else "repeating"
             verdict = ""
             if not unique:
-                ok = ratio <= target
+                ok = paired <= target
                 failed |= not ok
                 verdict = f"<= {target} {'ok' if ok else 'MISS'}"
-            print(f"{n_attrs:>2} attributes, {mix:<20}{raw_ns:>12,.0f}{red_ns:>12,.0f}{ratio:>8.2f}  {verdict}")
+            print(f"{n_attrs:>2} attributes, {mix:<20}{raw_ns:>12,.0f}{red_ns:>12,.0f}{ratio:>8.2f}{paired:>8.2f}  {verdict}")
     return 1 if failed else 0
 
 

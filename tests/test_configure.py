@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -44,3 +45,16 @@ def test_sdk_disabled_gives_a_no_op_handle(configured):
     assert ao.time_operation("chat", "chat.send", lambda: 1) == 1
     with ao.time_operation("chat", "chat.send") as op:
         assert op.trace_id is None
+
+
+def test_the_distro_keeps_the_logging_instrumentor_off_the_root_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    # opentelemetry-instrumentation-logging is installed (for capture_logging's handler); under
+    # opentelemetry-instrument its instrumentor would add its own root handler, bypassing
+    # capture_logging's choice. The distro defaults it off, and an explicit setting still wins.
+    from avalo_otel.distro import AvaloDistro
+    monkeypatch.delenv("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", raising=False)
+    AvaloDistro()._configure()
+    assert os.environ["OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION"] == "false"
+    monkeypatch.setenv("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", "true")
+    AvaloDistro()._configure()
+    assert os.environ["OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION"] == "true"

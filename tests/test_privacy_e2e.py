@@ -1286,3 +1286,28 @@ def test_pinned_leak(pipeline: Callable[..., Pipeline], placement: Placement) ->
     p = pipeline()
     emit(placement, p.tracer, p.log)
     assert_nothing_leaked(p.sinks(), [(placement.describe(), placement.item)])
+
+
+# =================================================================================================
+# 9. The stdlib logging bridge
+# =================================================================================================
+def test_stdlib_logging_is_bridged_by_the_current_handler_and_redacted(pipeline: Callable[..., Pipeline]) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = pipeline(traces_exporters="none", metrics_exporters="none")
+    # The SDK's own LoggingHandler is deprecated: the one from opentelemetry-instrumentation-logging is used.
+    assert not [w for w in caught if "LoggingHandler" in str(w.message)], [str(w.message) for w in caught]
+    handler = next(h for h in logging.getLogger().handlers if h is p.handle._logging_handler)  # noqa: SLF001
+    assert type(handler).__module__ == "opentelemetry.instrumentation.logging.handler"
+    tag = next_tag()
+    p.log.warning("password reset for %s", _MAIL.value,
+                  extra={"contact": _MAIL.value, "details": f"write to {_MAIL.value}", "case": tag})
+    sinks = p.sinks()
+    assert_nothing_leaked(sinks, [("stdlib logging message and extra", _MAIL)])
+    log = _one(OtlpReceiver_view(p.received).log_records(), "log", lambda r: r["attributes"].get("case") == tag)
+    assert log["body"] == "password reset for [REDACTED:email]"
+    assert log["attributes"]["contact"] == "[REDACTED:email]"
+    assert log["attributes"]["details"] == "write to [REDACTED:email]"
+    assert log["attributes"]["code.function.name"] == "test_stdlib_logging_is_bridged_by_the_current_handler_and_redacted"

@@ -51,7 +51,9 @@ separator = st.sampled_from([" ", "\n", " (", ", ", ": ", " - ", "\t"])
 
 _label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 _tld = st.from_regex(r"[a-z]{2,6}", fullmatch=True)
-_local = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._%+-]{0,18}[A-Za-z0-9])?", fullmatch=True)
+#: Local parts, sometimes with the rarer RFC 5322 characters (a^b, x|y, o'neil).
+_local = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._%+-]{0,18}[A-Za-z0-9])?([!#$&'*=?^`{|}~][A-Za-z0-9]{1,6})?",
+                       fullmatch=True)
 
 
 @st.composite
@@ -632,16 +634,158 @@ def test_safe_keys_exempt_a_key_but_values_are_still_scanned() -> None:
         "Luna <[REDACTED:email]>"
 
 
+@pytest.mark.parametrize("key", ["display_name", "user.display_name", "displayName", "avalo.metadata.displayName",
+                                 "profile.display_name.raw"])
+def test_safe_keys_match_like_deny_keys(key) -> None:
+    redactor = Redactor(pseudonymize=PSEUDONYMIZE, safe_keys=["display_name"])
+    assert REDACTOR.key_rule(key) == "name"
+    assert redactor.key_rule(key) is None
+    value = "Luna"
+    assert redactor.redact_value(value, key=key) is value
+    assert redactor.redact_attributes({key: value}) is None
+    assert redactor.redact_value("Luna <luna@example.com>", key=key) == "Luna <[REDACTED:email]>"
+
+
+def test_safe_and_deny_keys_the_more_specific_entry_wins() -> None:
+    redactor = Redactor(pseudonymize=PSEUDONYMIZE, safe_keys=["display_name", "bot.name"],
+                        extra_deny_keys=["user.display_name", "name"])
+    assert redactor.key_rule("user.display_name") == "custom"  # exact deny beats a safe suffix
+    assert redactor.key_rule("member.displayName") is None  # safe suffix (2 tokens) beats deny "name" (1)
+    assert redactor.key_rule("avalo.metadata.bot.name") is None
+    assert redactor.key_rule("avalo.metadata.name") == "custom"
+    both = Redactor(pseudonymize=PSEUDONYMIZE, safe_keys=["nickname"], extra_deny_keys=["nickname"])
+    assert both.key_rule("nickname") is None  # the same entry in both: safe, the narrower instruction
+
+
+def test_a_safe_suffix_does_not_turn_pseudonymisation_off() -> None:
+    loose = Redactor(pseudonymize=PSEUDONYMIZE, safe_keys=["id"])
+    assert PSEUDONYM.fullmatch(loose.redact_value("u-1", key="user_id"))
+    assert loose.redact_value("ord-1", key="order.id") == "ord-1"
+    exact = Redactor(pseudonymize=PSEUDONYMIZE, safe_keys=["avalo.metadata.sender_id"])
+    assert exact.redact_value("u-1", key="avalo.metadata.sender_id") == "u-1"
+
+
+@pytest.mark.parametrize("email", ["a^b@example.com", "x|y@example.org", "o'neil@example.com",
+                                   "first+tag@sub.example.co.uk", "a!b#c$d&e*f=g?h`i{j}k~l@example.com"])
+@pytest.mark.parametrize("before, after", [("", ""), ("mail ", " now"), ("to: ", "."), ("(", ")"), ("<", ">")])
+def test_emails_with_rare_local_part_characters(email, before, after) -> None:
+    rules: list[str] = []
+    redactor = Redactor(pseudonymize=PSEUDONYMIZE, on_redact=rules.append)
+    assert redactor.redact_text(f"{before}{email}{after}") == f"{before}[REDACTED:email]{after}"
+    assert rules == ["email"]
+    assert redactor.redact_attributes({"avalo.metadata.info": email}) == {"avalo.metadata.info": "[REDACTED:email]"}
+
+
+def test_emails_side_by_side_and_paths_keep_their_separators() -> None:
+    assert REDACTOR.redact_text("jane@example.com|bob@example.org") == "[REDACTED:email]|[REDACTED:email]"
+    assert REDACTOR.redact_text("'jane@example.com'") == "'[REDACTED:email]'"
+    assert REDACTOR.redact_text("GET /find/jane@example.com") == "GET /find/[REDACTED:email]"
+    kept = "{user}@example.com"  # a template, not an address
+    assert REDACTOR.redact_text(kept) is kept
+
+
+def test_rare_local_part_characters_stay_linear() -> None:
+    import time
+
+    for text in ["a|" * 20000 + " @x.io", "a^" * 20000 + "@", "x'" * 20000 + "@example.com"]:
+        start = time.perf_counter()
+        REDACTOR.redact_text(text)
+        assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize("text", ["version 1.2.3.4", "build 10.0.19041.1", "v1.2.3.4", "Version: 1.2.3.4",
+                                  "firmware v2.1.0.3 ok", "release 4.3.2.1", "BUILD=10.0.19041.1",
+                                  "version=1.2.3.4", '{"version": "1.2.3.4"}', "app build 10.1.2.3"])
+def test_versions_are_not_ip_addresses(text) -> None:
+    assert REDACTOR.redact_text(text) == text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("client 10.1.2.3", "client [REDACTED:ip]"),
+    ("192.168.0.1", "[REDACTED:ip]"),
+    ("server 10.1.2.3", "server [REDACTED:ip]"),  # "ver" inside a word is no version
+    ("v 10.1.2.3", "v [REDACTED:ip]"),
+    ("version 1.2.3.4 from 10.1.2.3", "version 1.2.3.4 from [REDACTED:ip]"),
+    ("client=10.1.2.3 build=10.1.2.3", "client=[REDACTED:ip] build=10.1.2.3"),
+    ('{"version": "from 10.1.2.3"}', '{"version": "from [REDACTED:ip]"}'),
+])
+def test_ips_next_to_versions_are_still_redacted(text, expected) -> None:
+    assert REDACTOR.redact_text(text) == expected
+
+
+def test_version_keys_keep_dotted_versions() -> None:
+    attrs = {"service.version": "1.2.3.4", "app.build": "10.0.19041.1", "avalo.metadata.release": "v4.3.2.1",
+             "net.peer.ip": "10.1.2.3", "app.version": "from 10.1.2.3", "avalo.metadata.host": "10.1.2.3"}
+    assert REDACTOR.redact_attributes(attrs) == {**attrs, "net.peer.ip": "[REDACTED:ip]",
+                                                 "app.version": "from [REDACTED:ip]",
+                                                 "avalo.metadata.host": "[REDACTED:ip]"}
+
+
 def test_denied_flags_and_nothing_are_kept() -> None:
     assert REDACTOR.redact_value(True, key="password") is True
     assert REDACTOR.redact_value(None, key="email") is None
+
+
+def test_flags_under_denied_keys_are_kept_in_attributes() -> None:
+    rules: list[str] = []
+    redactor = Redactor(pseudonymize=PSEUDONYMIZE, on_redact=rules.append)
+    keys = ("user.email", "password", "avalo.domain")
+    assert redactor.redact_attributes(dict(zip(keys, ("a@b.io", "pw", "chat")))) == {
+        "user.email": "[REDACTED:email]", "password": "[REDACTED:secret]", "avalo.domain": "chat"}
+    assert rules == ["email", "secret"]
+    rules.clear()  # the same keys again, now with a flag: kept, and not counted
+    assert redactor.redact_attributes(dict(zip(keys, (True, "pw", "chat")))) == {
+        "user.email": True, "password": "[REDACTED:secret]", "avalo.domain": "chat"}
+    assert rules == ["secret"]
+    flags = dict(zip(keys, (False, True, "chat")))
+    assert redactor.redact_attributes(flags) is None
+    assert rules == ["secret"]
+
+
+def test_the_same_keys_with_other_value_types() -> None:
+    redactor = Redactor(pseudonymize=PSEUDONYMIZE)
+    keys = ("avalo.metadata.a", "avalo.metadata.b", "user_id")
+    assert redactor.redact_attributes(dict(zip(keys, ("ok", 1.5, "u-1"))))["user_id"] == PSEUDONYMIZE("u-1")
+    card = 4111111111111111
+    out = redactor.redact_attributes(dict(zip(keys, (card, ["x", "a@b.io"], 7))))
+    assert out == {"avalo.metadata.a": "[REDACTED:card]", "avalo.metadata.b": ["x", "[REDACTED:email]"],
+                   "user_id": PSEUDONYMIZE("7")}
+    assert redactor.redact_attributes(dict(zip(keys, (None, True, PSEUDONYMIZE("u-1"))))) is None
+
+
+def test_many_key_sets_are_remembered_within_a_bound() -> None:
+    from avalo_otel.privacy import redactor as module
+
+    redactor = Redactor(pseudonymize=PSEUDONYMIZE)
+    for i in range(module._MAX_PLANS + 10):  # noqa: SLF001 - the bound itself
+        out = redactor.redact_attributes({f"avalo.metadata.k{i}": "ok", "user.email": f"u{i}@example.com"})
+        assert out == {f"avalo.metadata.k{i}": "ok", "user.email": "[REDACTED:email]"}
+    assert len(redactor._plans) <= module._MAX_PLANS  # noqa: SLF001
+
+
+def test_without_on_redact_the_redactor_counts_by_itself() -> None:
+    import threading
+
+    redactor = Redactor(pseudonymize=PSEUDONYMIZE)
+    attrs = {"user.email": "x", "avalo.metadata.info": "ring +44 20 7946 0018", "avalo.domain": "chat"}
+    redactor.redact_attributes(attrs)
+    redactor.redact_attributes(attrs)  # cached results count again
+    worker = threading.Thread(target=redactor.redact_text, args=("a@b.io and c@d.io",))
+    worker.start()
+    worker.join()
+    assert redactor.redaction_counts() == {"email": 4, "phone": 2}
+    rules: list[str] = []
+    assert Redactor(pseudonymize=PSEUDONYMIZE, on_redact=rules.append).redaction_counts() == {}
 
 
 def test_cache_is_bounded() -> None:
     redactor = Redactor(pseudonymize=PSEUDONYMIZE, cache_size=8)
     for i in range(50):
         assert redactor.redact_text(f"mail user{i}@example.com") == "mail [REDACTED:email]"
-    assert len(redactor._cache) <= 8  # noqa: SLF001 - the bound itself
+    assert len(redactor._clean) + len(redactor._dirty) <= 8  # noqa: SLF001 - the bound itself
+    for i in range(50):
+        assert redactor.redact_text(f"plain text {i}") == f"plain text {i}"
+    assert len(redactor._clean) + len(redactor._dirty) <= 8  # noqa: SLF001
     long_text = "x" * 1000 + " a@b.io"
     assert redactor.redact_text(long_text).endswith("[REDACTED:email]")
 
@@ -738,3 +882,31 @@ def test_keys_naming_things_are_not_personal(key: str) -> None:
                                        ("signature", "secret"), ("mobile", "phone")])
 def test_the_same_words_alone_stay_personal(key: str, rule: str) -> None:
     assert Redactor(pseudonymize=lambda value: "p_" + "0" * 24).key_rule(key) == rule
+
+
+# -- the span stage --------------------------------------------------------------------------------
+def test_span_pipeline_redacts_in_place_and_keeps_the_dropped_counts() -> None:
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from avalo_otel.privacy.processors import SpanExportPipeline
+
+    exporter = InMemorySpanExporter()
+    pipeline = SpanExportPipeline(REDACTOR)
+    pipeline.add(SimpleSpanProcessor(exporter))
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2, max_event_attributes=1))
+    provider.add_span_processor(pipeline)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("mail a@b.io", attributes={"a": 1, "b": 2, "user.email": "a@b.io"}) as span:
+        span.add_event("sent", {"n": 1, "to": "c@d.io"})
+    with tracer.start_as_current_span("chat.send", attributes={"avalo.domain": "chat"}):
+        pass
+    redacted, clean = exporter.get_finished_spans()
+    assert redacted.name == "mail [REDACTED:email]"
+    assert dict(redacted.attributes) == {"b": 2, "user.email": "[REDACTED:email]"}
+    assert redacted.dropped_attributes == 1  # what the SDK dropped is still reported
+    assert dict(redacted.events[0].attributes) == {"to": "[REDACTED:email]"}
+    assert redacted.events[0].dropped_attributes == 1
+    assert dict(clean.attributes) == {"avalo.domain": "chat"} and clean.dropped_attributes == 0
+    provider.shutdown()

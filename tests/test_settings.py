@@ -25,6 +25,9 @@ def test_standard_and_avalo_variables_are_read():
     assert s.otlp_endpoint == "http://collector:4317"
     assert s.otlp_headers == {"x-token": "a=b", "other": "2"}
     assert s.prometheus_port == 9500
+    assert (s.logs_schedule_delay_ms, s.traces_schedule_delay_ms) == (1000, 5000)  # the OTel defaults
+    delays = Settings.load(environ={"OTEL_BLRP_SCHEDULE_DELAY": "250", "OTEL_BSP_SCHEDULE_DELAY": "2000"})
+    assert (delays.logs_schedule_delay_ms, delays.traces_schedule_delay_ms) == (250, 2000)
     # an endpoint turns OTLP on for the signals not set explicitly
     assert s.logs_exporters == ("otlp",) and s.metrics_exporters == ("prometheus", "otlp")
 
@@ -51,6 +54,7 @@ def test_sampler_variables_set_the_rate():
     ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "grpc, http/protobuf"),
     ({"OTEL_EXPORTER_PROMETHEUS_PORT": "-1"}, "0 to 65535"),
     ({"OTEL_METRIC_EXPORT_INTERVAL": "1.5"}, "whole number"),
+    ({"OTEL_BLRP_SCHEDULE_DELAY": "0"}, "OTEL_BLRP_SCHEDULE_DELAY='0'"),
     ({"AVALO_OTEL_PRESET": "splunk"}, "none, datadog, newrelic"),
     ({"AVALO_OTEL_STRICT": "maybe"}, "true or false"),
 ])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -206,3 +207,66 @@ def test_non_json_values_are_stored_safely(tmp_path: Path) -> None:
                                                                   "ratio": float("nan"), "obj": object()})])
         [doc] = store.query_events()
         assert doc["metadata"] == {"raw": "AP8=", "tags": ["a", "b"], "ratio": "nan", "obj": "<object>"}
+
+
+ODD_VALUES = [True, False, 0, 1, -7, 2.5, 2**62, "text", "", None, {"b": 1, "a": [1, "x"]}, [3, "y"], "ünï ✓"]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_columns_hold_what_query_parameters_hold(tmp_path: Path, value: object) -> None:
+    # Columns are taken out of the documents' JSON by SQL (_extract); query parameters are
+    # converted in Python (_column). A document must be found by the value it was written with.
+    from avalo_otel.store.sqlite import _column
+    with SQLiteStore(tmp_path / "odd.db") as store:
+        store.write("alert_events", [{"id": "a1", "timestamp": T0, "severity": value, "acknowledged": value}])
+        store.write("alert_events", [{"id": "a2", "timestamp": value, "severity": "s", "acknowledged": False}])
+        conn = sqlite3.connect(store.path)
+        row = conn.execute('SELECT severity, acknowledged FROM alert_events WHERE id = ?', ("a1",)).fetchone()
+        [timestamp] = conn.execute('SELECT timestamp FROM alert_events WHERE id = ?', ("a2",)).fetchone()
+        conn.close()
+        assert row == (_column("text", value), _column("bool", value))
+        assert timestamp == _column("int", value)
+
+
+@pytest.mark.parametrize("count", [1, 2, 37, 500, 1234])
+def test_batches_of_any_size_are_written_whole_in_one_transaction(tmp_path: Path, count: int) -> None:
+    docs = [event(f"e{i}", T0 + i, metadata={"seq": i}) for i in range(count)]
+    with SQLiteStore(tmp_path / "sizes.db") as store:
+        store.write(TELEMETRY_EVENTS, docs)
+        store.write(TELEMETRY_EVENTS, docs[:5])  # rewritten, not duplicated
+        stored = store.query_events(limit=2000)
+        # A row SQLite refuses, in the batch's last statement: the whole batch is rolled back.
+        conn = sqlite3.connect(store.path)
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON telemetry_events WHEN NEW.id = 'bad' "
+                     "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        conn.close()
+        with pytest.raises(StoreError, match="refused"):
+            store.write(TELEMETRY_EVENTS, [*(event(f"n{i}", T0) for i in range(count)), event("bad", T0)])
+        assert len(store.query_events(limit=2000)) == count
+    assert sorted(d["id"] for d in stored) == sorted(d["id"] for d in docs)
+    assert sorted(d["metadata"]["seq"] for d in stored) == list(range(count))
+
+
+def test_lone_surrogates_do_not_fail_the_batch(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "surrogate.db") as store:
+        store.write(TELEMETRY_EVENTS, [event("ok", T0, metadata={"x": "ünï"}),
+                                       event("bad", T0 + 1, metadata={"x": "half \ud800 pair"})])
+        stored = {d["id"]: d["metadata"]["x"] for d in store.query_events()}
+    assert stored == {"ok": "ünï", "bad": "half \ud800 pair"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork only")
+def test_a_forked_child_gets_its_own_connection_and_writes(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "fork.db") as store:
+        store.write(TELEMETRY_EVENTS, [event("parent", T0)])
+        inherited = store._writer
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            ok = False
+            try:
+                ok = store._writer is not inherited and store.write(TELEMETRY_EVENTS, [event("child", T0 + 1)]) is None
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert sorted(d["id"] for d in store.query_events()) == ["child", "parent"]

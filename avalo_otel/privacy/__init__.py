@@ -34,7 +34,9 @@ def allowed_metric_labels(settings: Settings) -> frozenset[str]:
 
 
 def build_redactor(settings: Settings, pseudonymize: Callable[[Any], str],
-                   on_redact: Callable[[str], None]) -> Redactor:
+                   on_redact: Callable[[str], None] | None = None) -> Redactor:
+    """The redactor for ``settings``. Without ``on_redact`` it counts redactions by itself
+    (:meth:`Redactor.redaction_counts`), which costs the span path less than a call per rule."""
     return Redactor(
         pseudonymize=pseudonymize,
         extra_deny_keys=settings.redact_keys,

@@ -116,12 +116,21 @@ DETECTORS: tuple[tuple[str, int, str], ...] = (
     ("logfmt_kv", EQ, r"[A-Za-z_][\w.-]{0,63}=(?:" + _DQ +
                       r"|[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s<>\"'`{}|\\^]+"  # a URL, & and all
                       r"|(?:(?i:bearer|basic|token)[ \t]+)?[^\s\"'&,;=]{1,4096}=*" + _MORE + ")"),
-    ("email", AT, r"(?<![\w.%+-])[\w.%+-]+(?:'[\w.%+-]+)*@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}"),
+    # The local part may join runs of the usual characters with the other RFC 5322 ones (a^b,
+    # x|y, o'neil), so a match leaves no part of the address behind; "/" is left out: in paths
+    # it separates. A match starts after none of the usual characters and follows at most 16
+    # joins, so each run is read a bounded number of times (linear).
+    ("email", AT, r"(?<![\w.%+-])[\w.%+-]+(?:[!#$&'*=?^`{|}~]+[\w.%+-]+){0,16}"
+                  r"@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}"),
     ("iban", DIGIT, r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])"),
     ("user_path", SLASH, r"(?<=/)(?i:users?|profiles?|members?|accounts?)/[\w.%+@-]{1,128}(?![\w.%+@-])"),
     ("phone", PLUS, r"\+[ \t]?\(?[0-9][0-9 \t().\/-]{4,24}[0-9]"),
     # Not the decimals of a number (3.14159…) nor the digit groups of a UUID (…-1234-567890123456).
     ("card", DIGIT, r"(?<![0-9]\.)(?<![0-9A-Fa-f]{4}-)[0-9](?:[ -]?[0-9]){12,18}(?![A-Za-z0-9]|[.-][0-9])"),
+    # A dotted number that is clearly a version (version 1.2.3.4, build 10.0.19041.1, v1.2.3.4):
+    # matched first so that the IP rule below does not take it. Only with IP redaction on.
+    ("version", DIGIT, r"(?:(?i:version|ver|build|release)[ \t]*[:=]?[ \t]*[vV]?|[vV])"
+                       r"[0-9]{1,9}(?:\.[0-9]{1,9}){1,5}(?![A-Za-z0-9]|\.[0-9])"),
     # Not a part of a longer dotted run (1.2.3.4.5).
     ("ipv4", DIGIT, r"(?<![0-9]\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![A-Za-z0-9]|\.[0-9])"),
     ("ipv6", COLON, r"(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,9}"
@@ -138,6 +147,9 @@ SAFE_SHAPE = re.compile(
     r"|p_[0-9a-f]{24}"                                                            # pseudonyms
     r"|-?[0-9]{1,12}(?:\.[0-9]+)?"                                                # numbers
 )
+
+#: A value that is only a dotted version number (1.2.3.4, v10.0.19041.1).
+VERSION_SHAPE = re.compile(r"[vV]?[0-9]{1,9}(?:\.[0-9]{1,9}){1,5}")
 
 # -- validators ---------------------------------------------------------------------------------
 
@@ -341,7 +353,7 @@ ROUTE_WORDS = frozenset({"me", "self", "current", "search", "new", "list", "all"
 
 __all__ = [
     "DETECTORS", "IBAN_LENGTHS", "MARKER_PREFIX", "ROUTE_WORDS", "SAFE_SHAPE", "STORAGE_SCHEMES",
-    "TOKEN_START", "URL_CONTENT_PARAMS", "URL_SECRET_PARAMS", "basic_ok", "bearer_ok", "escape_literal",
+    "TOKEN_START", "URL_CONTENT_PARAMS", "URL_SECRET_PARAMS", "VERSION_SHAPE", "basic_ok", "bearer_ok", "escape_literal",
     "features", "has_media_extension", "iban_length_in", "iban_ok", "ipv4_ok", "ipv6_ok",
     "is_card_number", "is_storage_host", "luhn_ok", "marker", "phone_spans", "unescape_literal",
 ]

@@ -13,6 +13,10 @@ last token only describes a value (``message_count``, ``messageLength``, ``messa
 (``avalo.metadata.name``, ``gift_name``) is denied: a wrong guess there costs a label, the other
 wrong guess leaks a name. OTel semantic-convention keys that carry no personal data by their name
 are listed in :data:`OTEL_SAFE_KEYS`; their values are still scanned for personal data.
+
+The key lists of the settings (``safe_keys``, ``redact_keys``, ``pseudonymize_keys``) match the
+same way, exactly or by last tokens (:class:`KeyList`); :class:`KeyPolicy` puts the lists and the
+built-in rules together and decides what a key's value gets.
 """
 
 from __future__ import annotations
@@ -186,6 +190,81 @@ def suffix_rule(toks: tuple[str, ...], *, ips: bool) -> str | None:
     return _qualified(toks)
 
 
-def ends_with_any(toks: tuple[str, ...], suffixes: Iterable[tuple[str, ...]]) -> bool:
+_VERSION_WORDS = frozenset({"version", "versions", "ver", "build", "release"})
+
+
+def names_version(toks: tuple[str, ...]) -> bool:
+    """Whether a tokenised key names a version (``service.version``, ``app.build``)."""
     toks = _meaningful(toks)
-    return any(s and toks[-len(s):] == s for s in suffixes)
+    return bool(toks) and toks[-1] in _VERSION_WORDS
+
+
+class KeyList:
+    """Keys listed in settings (``safe_keys``, ``redact_keys``), matched like the built-in rules:
+    exactly, or as the meaningful last tokens of a key (``display_name`` matches
+    ``user.display_name``, ``displayName`` and ``avalo.metadata.displayName``)."""
+
+    #: What :meth:`match` returns for an exact match: more specific than any suffix.
+    EXACT = 1 << 16
+
+    def __init__(self, keys: Iterable[str], suffixes: Iterable[tuple[str, ...]] = ()) -> None:
+        keys = tuple(keys)
+        self._exact = frozenset(keys)
+        self._suffixes = frozenset(t for t in map(tokens, keys) if t) | frozenset(suffixes)
+
+    def match(self, key: str, toks: tuple[str, ...]) -> int:
+        """How specifically ``key`` (cut into ``toks``) is listed: :attr:`EXACT`, the number of
+        tokens of the longest listed suffix it ends with, or 0."""
+        if key in self._exact:
+            return self.EXACT
+        toks = _meaningful(toks)
+        return max((len(s) for s in self._suffixes if toks[-len(s):] == s), default=0)
+
+
+#: What a key's value gets: scanned; scanned without the card check of ints (a safe key);
+#: replaced whole (denied); pseudonymised; parsed as a URL query; scanned, a dotted version kept.
+SCAN, SAFE, DENY, PSEUDO, QUERY, VERSION = range(6)
+#: Keys whose values are URL query strings without the ``?``.
+_QUERY_KEYS = frozenset({"url.query", "http.query", "http.query_string"})
+DEFAULT_PSEUDONYMIZE_KEYS = ("avalo.actor.id", "session.id", "enduser.id", "user.id", "user_id", "userId",
+                             "actor_id", "actorId", "session_id", "sessionId")
+
+
+class KeyPolicy:
+    """``decide(key)`` → ``(kind, deny rule or None)``, from the settings' key lists and the
+    built-in rules, in this order: ``pseudonymize_keys`` exactly; the more specific of a
+    ``safe_keys`` and a ``redact_keys`` (rule ``custom``) entry, an exact key being more specific
+    than any suffix and safe winning a tie; OTel keys known to be safe; person-id suffixes
+    (``sender_id``); a safe entry matched by suffix; the built-in deny rules; else scanned."""
+
+    def __init__(self, *, safe_keys: Iterable[str] = (), deny_keys: Iterable[str] = (),
+                 pseudonymize_keys: Iterable[str] = DEFAULT_PSEUDONYMIZE_KEYS, ips: bool = True) -> None:
+        self._safe = KeyList(safe_keys)
+        self._deny = KeyList(deny_keys)
+        self._pseudo = KeyList(pseudonymize_keys, PERSON_ID_SUFFIXES)
+        self._ips = ips
+
+    def decide(self, key: str) -> tuple[int, str | None]:
+        toks = tokens(key)
+        pseudo = self._pseudo.match(key, toks)
+        if pseudo == KeyList.EXACT:
+            return PSEUDO, None
+        safe, deny = self._safe.match(key, toks), self._deny.match(key, toks)
+        if deny > safe:
+            return DENY, "custom"
+        if safe == KeyList.EXACT:
+            return SAFE, None
+        if key in OTEL_SAFE_KEYS:
+            return (QUERY, None) if key in _QUERY_KEYS else self._scan(toks)
+        # After the person-id suffixes: safe_keys=["id"] must not let raw user ids out (an exact
+        # entry does, for one key).
+        if pseudo:
+            return PSEUDO, None
+        if safe:
+            return SAFE, None
+        rule = suffix_rule(toks, ips=self._ips)
+        return (DENY, rule) if rule is not None else self._scan(toks)
+
+    def _scan(self, toks: tuple[str, ...]) -> tuple[int, None]:
+        # A version under a version key (service.version: 1.2.3.4) is not an IP address.
+        return (VERSION if self._ips and names_version(toks) else SCAN), None

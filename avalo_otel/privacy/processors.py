@@ -4,8 +4,8 @@ Each signal is redacted once, before the fan-out to exporters, so adding an expo
 redaction work and no exporter can see unredacted data:
 
 * spans: :class:`SpanExportPipeline` is the one processor in front of the exporters' processors
-  and hands them a redacted copy (attributes, event and link attributes, status description,
-  span name);
+  and hands them the span redacted (attributes, event and link attributes, status description,
+  span name; counts of attributes the SDK dropped are kept);
 * log records: :class:`RedactingLogProcessor` is registered first and rewrites the record in
   place (body and attributes) before the batch processors queue it;
 * metrics: label keys are limited by views (see ``metric_views``) and label values are redacted
@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Optional, Sequence
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.metrics.export import (
@@ -24,7 +25,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import Link
+from opentelemetry.trace import Link, TraceFlags
 from opentelemetry.trace.status import Status
 
 from .._spans import copy_span
@@ -33,10 +34,11 @@ from .redactor import Redactor
 
 #: The instrumentation scope of avalo-otel's own API.
 OWN_SCOPE = "avalo_otel"
+_SAMPLED = TraceFlags.SAMPLED
 
 class SpanExportPipeline(SpanProcessor):
     """The one processor in front of every span exporter: keep (sampled or failed), redact once,
-    then hand the copy to each exporter's own processor.
+    then hand the span to each exporter's own processor.
 
     One flat stage rather than nested wrappers: this runs for every span, and each layer of
     ``on_start``/``on_end`` calls costs more than the work it forwards."""
@@ -53,12 +55,49 @@ class SpanExportPipeline(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        kept = span if span.context.trace_flags.sampled else exportable(span)
-        if kept is None:
-            return
-        clean = redact_span(self.redactor, kept)
+        """Keep the span (sampled, or failed: see ``exportable``), redact its name, attributes,
+        events, links and status description, and hand it on.
+
+        The span the SDK hands to ``on_end`` is a fresh snapshot made for that call, and this is
+        its only processor: its fields are rewritten in place (building a second snapshot would
+        cost more than the redaction); any other kind of span is copied first. Written out in one
+        function, reading the SDK's fields, because it runs for every span."""
+        if not span._context.trace_flags & _SAMPLED:
+            span = exportable(span)
+            if span is None:
+                return
+        if type(span) is not ReadableSpan:
+            span = copy_span(span)
+        redactor = self.redactor
+        name = span._name
+        if not redactor.known_clean(name):
+            clean_name = redactor.redact_text(name)
+            if clean_name is not name:
+                span._name = clean_name
+        attributes = span._attributes
+        clean_attrs = redactor.redact_attributes(attributes)
+        if clean_attrs is not None:
+            dropped = type(attributes) is BoundedAttributes and attributes.dropped
+            span._attributes = _keep_dropped(clean_attrs, attributes) if dropped else clean_attrs
+        # The SDK's BoundedList has a Python-level __len__: test the deque inside it.
+        events = span._events
+        if getattr(events, "_dq", events):
+            clean_events = _redact_events(redactor, events)
+            if clean_events is not None:
+                span._events = clean_events
+        links = span._links
+        if getattr(links, "_dq", links):
+            clean_links = _redact_links(redactor, links)
+            if clean_links is not None:
+                span._links = clean_links
+        status = span._status
+        description = status.description
+        if description:
+            clean = redactor.redact_text(description)
+            if clean is not description:
+                span._status = Status(status.status_code, clean)
         for processor in self._processors:
-            processor.on_end(clean)
+            processor.on_end(span)
 
     def shutdown(self) -> None:
         for processor in self._processors:
@@ -68,41 +107,15 @@ class SpanExportPipeline(SpanProcessor):
         return all([processor.force_flush(timeout_millis) for processor in self._processors])
 
 
-def redact_span(redactor: Redactor, span: ReadableSpan) -> ReadableSpan:
-    """``span`` with personal data removed from its name, attributes, events, links and status."""
-    own = type(span) is ReadableSpan
-    # The public properties copy on every access; the SDK's own fields are read once instead.
-    name, attributes = (span._name, span._attributes) if own else (span.name, span.attributes)
-    events, links, status = (span._events, span._links, span._status) if own else (span.events, span.links, span.status)
-    changes: dict[str, Any] = {}
-    clean_name = redactor.redact_text(name)
-    if clean_name is not name:
-        changes["name"] = clean_name
-    clean_attrs = redactor.redact_attributes(attributes)
-    if clean_attrs is not None:
-        changes["attributes"] = clean_attrs
-    if events:
-        clean_events = _redact_events(redactor, events)
-        if clean_events is not None:
-            changes["events"] = clean_events
-    if links:
-        clean_links = _redact_links(redactor, links)
-        if clean_links is not None:
-            changes["links"] = clean_links
-    description = status.description
-    if description:
-        clean = redactor.redact_text(description)
-        if clean is not description:
-            changes["status"] = Status(status.status_code, clean)
-    if not changes:
-        return span
-    if own:
-        # The span the SDK hands to on_end is a fresh snapshot made for this call, and this
-        # pipeline is its only processor: rewriting its fields saves building a second one.
-        for field, value in changes.items():
-            setattr(span, "_" + field, value)
-        return span
-    return copy_span(span, **changes)
+def _keep_dropped(clean: dict[str, Any], original: Any) -> Any:
+    """``clean`` as BoundedAttributes when the SDK dropped some of the original attributes, so
+    exporters still report how many (``dropped_attributes_count`` in OTLP)."""
+    dropped = getattr(original, "dropped", 0)
+    if not dropped:
+        return clean
+    bounded = BoundedAttributes(maxlen=None, attributes=clean, immutable=True)
+    bounded.dropped = dropped
+    return bounded
 
 
 def _redact_events(redactor: Redactor, events: Sequence[Event]) -> Optional[list[Event]]:
@@ -114,7 +127,8 @@ def _redact_events(redactor: Redactor, events: Sequence[Event]) -> Optional[list
             out.append(event)
             continue
         changed = True
-        out.append(Event(name, attrs if attrs is not None else event.attributes, event.timestamp))
+        attrs = event.attributes if attrs is None else _keep_dropped(attrs, event.attributes)
+        out.append(Event(name, attrs, event.timestamp))
     return out if changed else None
 
 
@@ -126,7 +140,7 @@ def _redact_links(redactor: Redactor, links: Sequence[Link]) -> Optional[list[Li
             out.append(link)
         else:
             changed = True
-            out.append(Link(link.context, attrs))
+            out.append(Link(link.context, _keep_dropped(attrs, link.attributes)))
     return out if changed else None
 
 

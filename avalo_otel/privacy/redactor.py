@@ -15,20 +15,27 @@ Two kinds of rules, applied to every attribute of every span, log record and met
 
 Markers name the rule and never echo any part of the value. Booleans and None under a denied key
 are kept (a flag carries no personal data); any other value under it is replaced whole, lists
-included. Pseudonymisation is not counted by ``on_redact``; everything else is, once per
-redaction, cache hits included. ``callback(key, value)`` runs last, for keyed values only (not for
-free text); returning None drops the attribute; if it raises, the value becomes
-``[REDACTED:callback_error]``.
+included. A dotted version (``1.2.3.4``) under a version key (``service.version``, ``app.build``)
+or after "version", "build" or "v" in text is not taken for an IP address.
 
-Precedence for a key: ``pseudonymize_keys`` (exact) → ``safe_keys`` (exact: no key rule and no
-card check of ints, string values still scanned) → ``extra_deny_keys`` (exact, or as a token suffix: ``promo_code`` also denies
-``avalo.metadata.promoCode``; rule ``custom``) → OTel safe keys → person-id suffixes
-(pseudonymised) → built-in deny rules → scan.
+Key lists (``safe_keys``, ``extra_deny_keys``, ``pseudonymize_keys``) match a key exactly or as
+its last tokens, like the built-in rules (``display_name`` also matches ``user.display_name`` and
+``displayName``); see :class:`~avalo_otel.privacy.keys.KeyPolicy` for the precedence. A safe key
+gets no key rule and no card check of ints; its string values are still scanned.
 
-Cost: the rule of a key is resolved once and cached; the scan result of a string up to
-``_CACHE_MAX_LEN`` characters is cached (bounded, oldest first out; ids and numbers skip both scan
-and cache), and a string found clean is returned as the same object, so :meth:`redact_attributes`
-returns None without copying. Micro-benchmark: ``python -m avalo_otel.privacy.redactor``.
+Counting: every redaction is counted by rule, cache hits included, pseudonymisation not. With
+``on_redact`` that is one ``on_redact(rule)`` call per redaction; without it the redactor counts
+by itself (one dict per thread, one C-level update per span) and :meth:`redaction_counts` sums.
+``callback(key, value)`` runs last, for keyed values only (not for free text); returning None
+drops the attribute; if it raises, the value becomes ``[REDACTED:callback_error]``.
+
+Cost: the rule of a key is resolved once and cached, and so is how a whole tuple of keys is
+treated (a plan: which keys are denied, which values are scanned), so a span costs one lookup for
+its keys, one dict update for its denied keys and one cache lookup per string value seen before;
+the scan result of a string up to ``_CACHE_MAX_LEN`` characters is cached (bounded: when full, a
+clean entry or the oldest redacted one makes room; ids and numbers skip both scan and cache);
+nothing is copied when nothing changed.
+Micro-benchmark: ``python benchmarks/bench_redaction.py --micro``.
 """
 
 from __future__ import annotations
@@ -37,29 +44,20 @@ import logging
 import re
 from typing import Any, Callable, Iterable, Mapping
 
-from .detectors import SAFE_SHAPE, is_card_number, marker
-from .keys import OTEL_SAFE_KEYS, PERSON_ID_SUFFIXES, ends_with_any, suffix_rule, tokens
+from .counts import RuleCounts, call_each
+from .detectors import SAFE_SHAPE, VERSION_SHAPE, is_card_number, marker
+from .keys import DEFAULT_PSEUDONYMIZE_KEYS, DENY, PSEUDO, QUERY, SAFE, VERSION, KeyPolicy
 from .pseudonym import Pseudonymizer
 from .scanner import ValueScanner
 
 _log = logging.getLogger("avalo_otel")
 
-# Key actions: (kind, deny rule, marker, redacted key or None, rules found in the key).
-_SCAN, _SAFE, _DENY, _PSEUDO, _QUERY = range(5)
-_RENAMED = 8  # added to the kind in ``_kinds`` when the key itself holds personal data
-_SCAN_ACTION = (_SCAN, None, None)
-_SAFE_ACTION = (_SAFE, None, None)
-_PSEUDO_ACTION = (_PSEUDO, None, None)
-_QUERY_ACTION = (_QUERY, None, None)
-#: Keys whose values are URL query strings without the ``?``.
-_QUERY_KEYS = frozenset({"url.query", "http.query", "http.query_string"})
-
-_MISSING = object()
+#: Key tuples remembered by ``redact_attributes`` (cleared when full: a new one costs a key loop).
+_MAX_PLANS = 1024
 _DROP = object()
 _CACHE_MAX_LEN = 256
+_CARD_MIN = 10**12  # ints below this (in absolute value) are too short to be card numbers
 _PSEUDONYM = re.compile(r"p_[0-9a-f]{24}")
-_DEFAULT_PSEUDONYMIZE_KEYS = ("avalo.actor.id", "session.id", "enduser.id", "user.id", "user_id", "userId",
-                              "actor_id", "actorId", "session_id", "sessionId")
 
 
 class Redactor:
@@ -69,25 +67,27 @@ class Redactor:
                  extra_deny_keys: Iterable[str] = (), safe_keys: Iterable[str] = (),
                  extra_value_patterns: Mapping[str, str] = {},  # noqa: B006 - read only
                  redact_ip_addresses: bool = True,
-                 pseudonymize_keys: Iterable[str] = _DEFAULT_PSEUDONYMIZE_KEYS,
+                 pseudonymize_keys: Iterable[str] = DEFAULT_PSEUDONYMIZE_KEYS,
                  callback: Callable[[str, Any], Any] | None = None,
                  on_redact: Callable[[str], None] | None = None,
                  cache_size: int = 4096) -> None:
         self._pseudonymize: Callable[[str], str] = pseudonymize if pseudonymize is not None else Pseudonymizer()
-        self._ips = redact_ip_addresses
-        self._safe_keys = frozenset(safe_keys)
-        deny = tuple(extra_deny_keys)
-        self._deny_exact = frozenset(deny)
-        self._deny_suffixes = frozenset(t for t in map(tokens, deny) if t)
-        pseudo = tuple(pseudonymize_keys)
-        self._pseudo_exact = frozenset(pseudo)
-        self._pseudo_suffixes = frozenset(t for t in map(tokens, pseudo) if t) | PERSON_ID_SUFFIXES
+        self._keys = KeyPolicy(safe_keys=safe_keys, deny_keys=extra_deny_keys, pseudonymize_keys=pseudonymize_keys,
+                               ips=redact_ip_addresses)
         self._callback = callback
-        self._on_redact = on_redact
+        # Rules found are counted once per call (a span's attributes, a text), not one by one.
+        self._counts = RuleCounts()
+        self._count = self._counts.add if on_redact is None else call_each(on_redact)
         self._cache_size = max(0, int(cache_size))
-        self._cache: dict[str, Any] = {}
-        self._actions: dict[str, tuple] = {}  # key -> (kind, rule, marker)
-        self._kinds: dict[str, int] = {}  # key -> kind: the hot path's view of _actions
+        # Scan results of strings: the clean ones in a set (an ``in`` test is the cheapest check
+        # there is, and most strings are clean), the others with their redacted form and rules.
+        self._clean: set[str] = set()
+        self._dirty: dict[str, tuple[str, tuple[str, ...]]] = {}
+        #: ``known_clean(text)``: whether ``text`` was seen before and found clean; a C-level
+        #: call, for per-span callers (a span name is usually one of a few).
+        self.known_clean: Callable[[str], bool] = self._clean.__contains__
+        self._actions: dict[str, tuple] = {}  # key -> (kind, rule, marker, new key, key rules)
+        self._plans: dict[tuple[str, ...], tuple] = {}  # key tuple -> plan (see _plan)
         self._scanner = ValueScanner(redact_ips=redact_ip_addresses, extra_patterns=dict(extra_value_patterns),
                                      param_action=self._param_action, pseudonymize=self._pseudonym)
         # Ids and numbers skip the scan, unless a custom pattern might want them.
@@ -120,52 +120,73 @@ class Redactor:
     def redact_attributes(self, attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """A redacted copy of ``attrs``, or None when nothing changed (no copy is made). A key
         whose ``callback`` returned None is left out of the copy."""
-        if not attrs:
-            return None
-        out: dict[str, Any] | None = None
-        kinds = self._kinds
-        cache = self._cache
-        callback = self._callback
-        # OTel's BoundedAttributes is a Python-level Mapping: iterate the dict inside it instead.
+        # OTel's BoundedAttributes is a Python-level Mapping (even len() is a Python call): use
+        # the dict inside it.
         inner = attrs if type(attrs) is dict else getattr(attrs, "_dict", None)
-        items = inner.items() if type(inner) is dict else attrs.items()
-        for key, value in items:
-            kind = kinds.get(key)
-            if kind is None:
-                self._resolve(key)
-                kind = kinds[key]
-            if kind <= 1:  # _SCAN or _SAFE: the common case, inlined
-                t = type(value)
-                if t is str:
-                    new = value if cache.get(value, _MISSING) is None else self._str(value)
-                elif t is bool or t is float:
-                    new = value
-                else:
-                    new = self._value(value, kind == 1)
+        if type(inner) is not dict:
+            inner = dict(attrs) if attrs else None
+        if not inner:
+            return None
+        if self._callback is not None:
+            return self._hooked_attributes(inner)
+        # This runs for every span. Spans from one call site carry the same keys in the same
+        # order, so the keys' rules are looked up once per key tuple (a plan): denied keys are
+        # replaced by one C-level dict update, and only the other values are looked at one by one.
+        shape = tuple(inner)
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = self._plan(shape)
+        markers, rules, scan, safe_keys, keyed = plan
+        out = None
+        if markers:
+            for key in markers:
+                value = inner[key]
+                if value is None or type(value) is bool:  # a flag or nothing carries no personal data
+                    out, rules = self._deny_some(inner, markers)
+                    break
             else:
-                action = self._actions.get(key) or self._resolve(key)
-                new = self._apply(value, action)
-                if action[3] is not None:  # the key itself is redacted: the entry moves
-                    for rule in action[4]:
-                        self._emit(rule)
-                    if callback is not None:
-                        new = self._hook(action[3], new)
-                    if out is None:
-                        out = dict(inner) if type(inner) is dict else dict(attrs)
-                    del out[key]
-                    if new is not _DROP:
-                        out[action[3]] = new
+                out = dict(inner)
+                out.update(markers)
+        clean, dirty = self._clean, self._dirty
+        for key in scan:
+            value = inner[key]
+            t = type(value)
+            if t is str:
+                if value in clean:
                     continue
-            if callback is not None:
-                new = self._hook(key, new)
-            if new is not value:
-                if out is None:
-                    out = dict(inner) if type(inner) is dict else dict(attrs)
-                if new is _DROP:
-                    del out[key]
+                hit = dirty.get(value)
+                if hit is None:
+                    new = self._scan(value)
+                    if new is value:
+                        continue
                 else:
-                    out[key] = new
+                    new = hit[0]
+                    rules += hit[1]
+            elif t is float or t is bool or (t is int and -_CARD_MIN < value < _CARD_MIN):
+                continue
+            else:
+                new = self._value(value, key in safe_keys)
+                if new is value:
+                    continue
+            if out is None:
+                out = dict(inner)
+            out[key] = new
+        for key in keyed:
+            value = inner[key]
+            new_key, new = self._keyed(key, value)
+            if new is not value or new_key is not key:
+                if out is None:
+                    out = dict(inner)
+                if new_key is not key:
+                    del out[key]
+                out[new_key] = new
+        if rules:
+            self._count(rules)
         return out
+
+    def redaction_counts(self) -> dict[str, int]:
+        """Redactions so far by rule, when no ``on_redact`` was given (then it is empty)."""
+        return self._counts.totals()
 
     def redact_text(self, text: str) -> str:
         """Free text (span names, status descriptions, exception messages, log bodies): value
@@ -177,57 +198,102 @@ class Redactor:
         # A key can itself be personal data ({"jane@example.com": True}): scanned once, cached.
         found: list[str] = []
         new_key = self._scanner.scan(key, found)
-        action = self._decide(key) + ((new_key, tuple(found)) if new_key is not key else (None, ()))
+        kind, rule = self._keys.decide(key)
+        action = (kind, rule, rule and marker(rule)) + ((new_key, tuple(found)) if new_key is not key else (None, ()))
         if len(self._actions) >= 16384:
             self._actions.clear()
-            self._kinds.clear()
         self._actions[key] = action
-        self._kinds[key] = action[0] + (_RENAMED if new_key is not key else 0)
         return action
 
-    def _decide(self, key: str) -> tuple:
-        if key in self._pseudo_exact:
-            return _PSEUDO_ACTION
-        if key in self._safe_keys:
-            return _SAFE_ACTION
-        toks = tokens(key)
-        if key in self._deny_exact or ends_with_any(toks, self._deny_suffixes):
-            return (_DENY, "custom", marker("custom"))
-        if key in OTEL_SAFE_KEYS:
-            return _QUERY_ACTION if key in _QUERY_KEYS else _SCAN_ACTION
-        if ends_with_any(toks, self._pseudo_suffixes):
-            return _PSEUDO_ACTION
-        rule = suffix_rule(toks, ips=self._ips)
-        if rule is not None:
-            return (_DENY, rule, marker(rule))
-        return _SCAN_ACTION
+    def _plan(self, shape: tuple[str, ...]) -> tuple:
+        """How :meth:`redact_attributes` treats this tuple of keys: ``(markers by denied key,
+        their rules, keys of values to scan, the safe ones among those, keys whose own rules
+        apply)``."""
+        markers: dict[str, str] = {}
+        rules, scan, safe, keyed = [], [], [], []
+        for key in shape:
+            kind, rule, mark, new_key = (self._actions.get(key) or self._resolve(key))[:4]
+            if new_key is not None or kind == PSEUDO or kind == QUERY or kind == VERSION:
+                keyed.append(key)
+            elif kind == DENY:
+                markers[key] = mark
+                rules.append(rule)
+            else:
+                scan.append(key)
+                if kind == SAFE:
+                    safe.append(key)
+        plan = (markers, tuple(rules), tuple(scan), frozenset(safe), tuple(keyed))
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()
+        self._plans[shape] = plan
+        return plan
+
+    def _deny_some(self, attrs: dict[str, Any], markers: dict[str, str]) -> tuple[dict | None, tuple]:
+        """Denied keys when some hold flags (kept): the copy, or None, and the rules applied."""
+        out, rules = dict(attrs), []
+        for key, mark in markers.items():
+            value = attrs[key]
+            if value is not None and type(value) is not bool:
+                out[key] = mark
+                rules.append(self.key_rule(key))
+        return (out if rules else None), tuple(rules)
 
     def _param_action(self, name: str) -> tuple | None:
         action = self._actions.get(name) or self._resolve(name)
         kind, rule = action[0], action[1]
-        if kind == _DENY:
+        if kind == DENY:
             return ("deny", rule)
-        if kind == _PSEUDO:
+        if kind == PSEUDO:
             return ("pseudo", None)
+        if kind == VERSION:
+            return ("version", None)
         return None
 
     # -- values ---------------------------------------------------------------------------------
+    def _keyed(self, key: str, value: Any) -> tuple[str, Any]:
+        """``(key, value)`` after the key's rules: the key is the redacted one when the key itself
+        holds personal data (its rules counted each time)."""
+        action = self._actions.get(key) or self._resolve(key)
+        new = self._apply(value, action)
+        if action[3] is None:
+            return key, new
+        self._count(action[4])
+        return action[3], new
+
+    def _hooked_attributes(self, attrs: dict[str, Any]) -> dict[str, Any] | None:
+        out: dict[str, Any] | None = None
+        for key, value in attrs.items():
+            new_key, new = self._keyed(key, value)
+            new = self._hook(new_key, new)
+            if new is value and new_key is key:
+                continue
+            if out is None:
+                out = dict(attrs)
+            if new_key is key and new is not _DROP:
+                out[key] = new
+                continue
+            del out[key]
+            if new is not _DROP:
+                out[new_key] = new
+        return out
+
     def _apply(self, value: Any, action: tuple) -> Any:
         kind = action[0]
-        if kind == _DENY:
+        if kind == DENY:
             if value is None or isinstance(value, bool):
                 return value  # a flag or nothing carries no personal data
             self._emit(action[1])
             return action[2]
-        if kind == _PSEUDO:
+        if kind == PSEUDO:
             return self._pseudo_value(value)
-        if kind == _QUERY and isinstance(value, str) and value:
+        if kind == VERSION and type(value) is str and VERSION_SHAPE.fullmatch(value):
+            return value
+        if kind == QUERY and isinstance(value, str) and value:
             rules: list[str] = []
             out = self._scanner._params(value, rules)  # noqa: SLF001 - same package
-            for rule in rules:
-                self._emit(rule)
+            self._count(rules)
             return out
-        return self._value(value, kind == _SAFE)
+        return self._value(value, kind == SAFE)
 
     def _value(self, value: Any, safe: bool) -> Any:
         t = type(value)
@@ -236,7 +302,7 @@ class Redactor:
         if t is bool or t is float or value is None:
             return value
         if t is int:
-            if not safe and (value >= 10**12 or value <= -10**12) and is_card_number(str(abs(value))):
+            if not safe and (value >= _CARD_MIN or value <= -_CARD_MIN) and is_card_number(str(abs(value))):
                 self._emit("card")
                 return marker("card")
             return value
@@ -265,15 +331,16 @@ class Redactor:
         return value if out is None else out
 
     def _str(self, text: str) -> str:
-        cache = self._cache
-        hit = cache.get(text, _MISSING)
-        if hit is None:
+        if text in self._clean:
             return text
-        if hit is not _MISSING:
-            out, rules = hit
-            for rule in rules:
-                self._emit(rule)
-            return out
+        hit = self._dirty.get(text)
+        if hit is None:
+            return self._scan(text)
+        self._count(hit[1])
+        return hit[0]
+
+    def _scan(self, text: str) -> str:
+        """``_str`` for text not seen before."""
         if self._safe_shape is not None and self._safe_shape(text):
             return text  # a UUID, hex id or number: clean, and too unique to be worth caching
         found: list[str] = []
@@ -282,14 +349,20 @@ class Redactor:
         except RecursionError:  # URLs in URLs in URLs…: fail closed
             found, out = ["unscannable"], marker("unscannable")
         if len(text) <= _CACHE_MAX_LEN and self._cache_size:
-            if len(cache) >= self._cache_size:
-                try:
-                    del cache[next(iter(cache))]
+            clean, dirty = self._clean, self._dirty
+            if len(clean) + len(dirty) >= self._cache_size:
+                try:  # make room: any clean text, else the oldest redacted one
+                    if len(clean) >= len(dirty):
+                        clean.pop()
+                    else:
+                        del dirty[next(iter(dirty))]
                 except (KeyError, RuntimeError, StopIteration):  # another thread got there first
                     pass
-            cache[text] = None if out is text else (out, tuple(found))
-        for rule in found:
-            self._emit(rule)
+            if out is text:
+                clean.add(text)
+            else:
+                dirty[text] = (out, tuple(found))
+        self._count(found)
         return out
 
     def _pseudonym(self, value: str) -> str:
@@ -327,57 +400,4 @@ class Redactor:
         return new
 
     def _emit(self, rule: str) -> None:
-        if self._on_redact is not None:
-            try:
-                self._on_redact(rule)
-            except Exception:  # noqa: BLE001 - counting must never break export
-                pass
-
-
-# -- micro-benchmark: python -m avalo_otel.privacy.redactor -------------------------------------
-def _bench() -> None:  # pragma: no cover - manual tool
-    import time
-    import uuid
-
-    redactor = Redactor(pseudonymize=Pseudonymizer("bench-key"))
-    five = {"avalo.domain": "wallet", "avalo.operation": "wallet.spend", "avalo.latency_ms": 12.5,
-            "user.email": "jane.doe@example.com", "avalo.metadata.note": "call me on +44 20 7946 0018"}
-    safe = {f"avalo.metadata.k{i}": v for i, v in enumerate(
-        ["chat.send", "INSUFFICIENT_FUNDS", 42, "/v1/users/{id}", "1.45.2", 3.5, "success",
-         "2024-05-01T12:30:45Z", True, "client"])}
-    pii = {f"avalo.metadata.p{i}": v for i, v in enumerate(
-        ["mail jane@example.com", "+1 415 555 0132", "4111 1111 1111 1111", "Bearer abc.def-123456",
-         "https://u:pw@api.example.com/x?token=s3cr3t", "10.1.2.3", "DE89 3704 0044 0532 0130 00",
-         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "AKIAIOSFODNN7EXAMPLE", "from 203.0.113.9"])}
-    twenty = {**safe, **pii}
-    five_clean = {"avalo.domain": "wallet", "avalo.operation": "wallet.spend", "avalo.latency_ms": 12.5,
-                  "error.type": "INSUFFICIENT_FUNDS", "avalo.success": False}
-
-    def run(label: str, make: Callable[[], Mapping[str, Any]], n: int = 20000) -> None:
-        batches = [make() for _ in range(n)]
-        call = redactor.redact_attributes
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter_ns()
-            for attrs in batches:
-                call(attrs)
-            best = min(best, (time.perf_counter_ns() - start) / n)
-        print(f"{label:<58} {best:8.0f} ns/call")
-
-    run("5 attrs, clean (warm cache)", lambda: five_clean)
-    run("5 attrs, half PII (warm cache)", lambda: five)
-    run("20 attrs, half PII (warm cache)", lambda: twenty)
-    run("5 attrs, half PII + fresh request id (uuid) each call",
-        lambda: {**five, "http.request.id": str(uuid.uuid4())}, 5000)
-    run("20 attrs, half PII + fresh email each call (cache miss)",
-        lambda: {**twenty, "avalo.metadata.p0": f"mail {uuid.uuid4().hex[:8]}@example.com"}, 5000)
-    text = "user jane@example.com paid 100.50 with card 4111 1111 1111 1111 from 203.0.113.9"
-    start = time.perf_counter_ns()
-    for i in range(2000):
-        redactor._scanner.scan(text + str(i), [])  # noqa: SLF001 - uncached scan of free text
-    print(f"{'uncached scan of an 85-char log line with 3 PII':<58} "
-          f"{(time.perf_counter_ns() - start) / 2000:8.0f} ns/call")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _bench()
+        self._count((rule,))

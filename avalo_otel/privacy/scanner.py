@@ -19,7 +19,8 @@ from .detectors import marker
 from .detectors import unescape_literal as _unescape
 from .urls import UrlRules
 
-#: ``(name) -> ("deny", rule) | ("pseudo", None) | None``: how a query-parameter name is treated.
+#: ``(name) -> ("deny", rule) | ("pseudo", None) | ("version", None) | None``: how a key or
+#: query-parameter name is treated.
 ParamAction = Callable[[str], Optional[tuple]]
 
 _KV_SEP = re.compile(r"[\"']?[ \t]*[:=][ \t]*[\"']?")
@@ -47,6 +48,12 @@ def _embeddable(pattern: str) -> str | None:
     return pattern
 
 
+def _kept_version(action: Optional[tuple], value: str) -> bool:
+    """A dotted version under a version key: kept, and not looked into again (the IP rule would
+    take 1.2.3.4 on a second look)."""
+    return action is not None and action[0] == "version" and d.VERSION_SHAPE.fullmatch(value) is not None
+
+
 def _fixed(rule: str) -> Callable[[str, list], str]:
     """A handler that always redacts with ``rule``."""
     mark = marker(rule)
@@ -68,7 +75,7 @@ class ValueScanner(UrlRules):
         self._param_action = param_action
         self._pseudonymize = pseudonymize
         self._detectors = [(g, needs, p) for g, needs, p in d.DETECTORS
-                           if redact_ips or g not in ("ipv4", "ipv6")]
+                           if redact_ips or g not in ("version", "ipv4", "ipv6")]
         self._handlers: dict[str, Callable[[str, list], Optional[str]]] = {
             g: getattr(self, "_" + g) for g, _, _ in self._detectors}
         self._custom: list[tuple[str, str, str]] = []  # (group, rule, pattern): in the combined expression
@@ -191,7 +198,7 @@ class ValueScanner(UrlRules):
         decoded = _unescape(inner, q) if quoted else inner  # "paid with\n4111…": scan the text
         new = self._keyed(name, decoded, rules)
         if new is None and new_name is name:
-            return _RETRY if decoded is inner else None
+            return _RETRY if decoded is inner and not _kept_version(self._param_action(name), decoded) else None
         if new is not None and decoded is not inner:
             new = _escape(new, q, inner)
         value = value if new is None else f"{q}{new}{q}"
@@ -213,7 +220,7 @@ class ValueScanner(UrlRules):
         new_name = self.scan(name, rules)
         new = self._keyed(name, decoded, rules)
         if new is None and new_name is name:
-            return _RETRY if decoded is inner else None
+            return _RETRY if decoded is inner and not _kept_version(self._param_action(name), decoded) else None
         if new is not None and decoded is not inner:
             new = _escape(new, '"', inner)
         value = value if new is None else f'"{new}"' if quoted else new
@@ -223,7 +230,9 @@ class ValueScanner(UrlRules):
         """``value`` found under ``name`` in text: the key rules for ``name`` first, then the value
         detectors. None when nothing changes."""
         action = self._param_action(name)
-        if action is None:
+        if action is None or action[0] == "version":
+            if _kept_version(action, value):
+                return None
             new = self.scan(value, rules)
             return None if new is value else new
         if action[0] == "pseudo":
@@ -296,6 +305,10 @@ class ValueScanner(UrlRules):
             return None
         out.append(text[last:])
         return "".join(out)
+
+    @staticmethod
+    def _version(text: str, rules: list[str]) -> None:
+        return None  # kept: the IP rule must not take a version number
 
     def _ipv4(self, text: str, rules: list[str]) -> str | None:
         if not d.ipv4_ok(text):

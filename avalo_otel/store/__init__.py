@@ -9,9 +9,11 @@ from .base import (
     TIME_FIELD, TRACES, Document, Store, StoreError, check_collection, expire_at,
 )
 from .schema import (
-    MAX_DOCUMENT_BYTES, SHRINKABLE_FIELDS, TRUNCATION_MARKER, alert_event_document, alert_rule_document,
-    document_id, document_size, event_document, json_safe, metric_documents, prepare_document,
-    span_document, truncate_document,
+    alert_event_document, alert_rule_document, event_document, metric_documents, prepare_document, span_document,
+)
+from .values import (
+    MAX_DOCUMENT_BYTES, SHRINKABLE_FIELDS, TRUNCATION_MARKER, document_id, document_size, json_safe,
+    truncate_document,
 )
 from .sqlite import DEFAULT_PATH, SQLiteStore
 

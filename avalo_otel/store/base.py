@@ -42,10 +42,20 @@ class StoreError(Exception):
 @runtime_checkable
 class Store(Protocol):
     """Storage for the five collections. Implementations must be safe to call from several
-    threads at once (the exporter threads write while readers query)."""
+    threads at once (the exporter threads write while readers query).
 
-    def write(self, collection: str, documents: Sequence[Document]) -> None:
-        """Upsert documents by ``id`` (idempotent). Raises ``StoreError`` (transient or not)."""
+    A store may also have ``max_batch``: the most documents a ``StoreWriter`` should hand
+    ``write`` at once (500, Firestore's commit limit, when it has none); and the pair
+    ``pack(collection, document) -> item`` / ``write_packed(collection, items)``, which split
+    ``write(…, prepared=True)`` in two so the writer can run the first half (encoding) on the
+    exporting thread while its own thread is in the store."""
+
+    def write(self, collection: str, documents: Sequence[Document], *, prepared: bool = False) -> None:
+        """Upsert documents by ``id`` (idempotent). Raises ``StoreError`` (transient or not).
+
+        ``prepared=True`` promises the documents come from the schema's builders
+        (``event_document``, ``span_document``, ``metric_documents``), which already return what
+        ``prepare_document`` would: the store may skip that step."""
 
     def query_events(
         self, *, domain: Optional[str] = None, level: Optional[str] = None, operation: Optional[str] = None,

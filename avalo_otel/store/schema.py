@@ -20,15 +20,7 @@ Mapping decisions:
 
 from __future__ import annotations
 
-import base64
-import datetime as _dt
-import hashlib
-import json
-import math
 import time
-import uuid
-from decimal import Decimal
-from enum import Enum
 from typing import Any, Iterator, Mapping, Optional, Union
 
 from opentelemetry._logs import LogRecord
@@ -44,16 +36,9 @@ from .base import (
     ALERT_EVENTS, ALERT_RULES, METRICS, TELEMETRY_EVENTS, TIME_FIELD, TRACES, Document, StoreError,
     check_collection, expire_at,
 )
-
-#: Below Firestore's 1 MiB (1,048,576 bytes) with room for its per-field overhead.
-MAX_DOCUMENT_BYTES = 1_000_000
-TRUNCATION_MARKER = "…[truncated]"
-#: Fields ``truncate_document`` may shrink; everything else (the indexed fields) is kept whole.
-SHRINKABLE_FIELDS = ("metadata", "attributes", "events", "message", "statusMessage")
+from .values import _INT64, _flat, _record_id, _sized, document_id, json_safe, truncate_document
 
 _DOMAINS = frozenset(d.value for d in Domain)
-_MAX_DEPTH = 32
-_INT64 = 2**63
 # The attributes that become document fields (everything else goes to metadata).
 _EVENT_FIELDS = {
     Attr.DOMAIN: "domain", Attr.OPERATION: "operation", Attr.ACTOR_TYPE: "actorType",
@@ -61,6 +46,10 @@ _EVENT_FIELDS = {
     Attr.LATENCY_MS: "latencyMs",
 }
 _CONSUMED = frozenset(_EVENT_FIELDS) | {Attr.LEVEL, Attr.SUCCESS}
+_DOMAIN, _OPERATION, _LEVEL, _SUCCESS = Attr.DOMAIN, Attr.OPERATION, Attr.LEVEL, Attr.SUCCESS
+_ACTOR_TYPE, _ACTOR_ID, _SESSION_ID = Attr.ACTOR_TYPE, Attr.ACTOR_ID, Attr.SESSION_ID
+_ERROR_TYPE, _LATENCY_MS = Attr.ERROR_TYPE, Attr.LATENCY_MS
+_EVENT_RETENTION_MS = expire_at(TELEMETRY_EVENTS, 0)
 _LEVEL_NAMES = {
     "TRACE": "DEBUG", "DEBUG": "DEBUG", "INFO": "INFO", "NOTICE": "INFO", "WARN": "WARN",
     "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "CRITICAL", "FATAL": "CRITICAL",
@@ -68,62 +57,6 @@ _LEVEL_NAMES = {
 _FAILING_LEVELS = frozenset({"ERROR", "CRITICAL"})
 
 LogData = Union[ReadableLogRecord, ReadWriteLogRecord]
-
-
-# -- values ------------------------------------------------------------------------------------
-def json_safe(value: Any, _depth: int = 0) -> Any:
-    """``value`` as JSON/Firestore-storable data: bytes → base64 text, sets → sorted lists,
-    NaN/±inf → ``"nan"``/``"inf"``/``"-inf"``, ints beyond 64 bits → text, anything unknown →
-    ``"<TypeName>"`` (never ``str(obj)``: it could carry personal data)."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value if type(value) is str else str.__str__(value)  # str enums → plain text
-    if isinstance(value, int):
-        return int(value) if -_INT64 <= value < _INT64 else str(int(value))
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else repr(float(value))
-    if _depth >= _MAX_DEPTH:  # also what stops a self-referencing structure
-        return f"<{type(value).__name__}>"
-    if type(value) is dict and _plain(value):
-        return value  # the common case (attributes of scalars): nothing to convert, no copy
-    if isinstance(value, Mapping):
-        return {(k if isinstance(k, str) else str(json_safe(k, _depth + 1))): json_safe(v, _depth + 1)
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v, _depth + 1) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((json_safe(v, _depth + 1) for v in value), key=_canonical)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, (Decimal, uuid.UUID)):
-        return str(value)
-    if isinstance(value, Enum):
-        return json_safe(value.value, _depth + 1)
-    return f"<{type(value).__name__}>"
-
-
-def _plain(mapping: dict) -> bool:
-    for key, item in mapping.items():
-        kind = type(item)
-        if type(key) is not str or not (
-            kind is str or kind is bool or item is None
-            or (kind is int and -_INT64 <= item < _INT64)
-            or (kind is float and math.isfinite(item))
-        ):
-            return False
-    return True
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def document_id(*parts: Any) -> str:
-    """Deterministic id: the first 32 hex digits of the SHA-256 of the parts' canonical JSON."""
-    return hashlib.sha256(_canonical(json_safe(list(parts))).encode()).hexdigest()[:32]
 
 
 def _ms(ns: Optional[int]) -> Optional[int]:
@@ -135,7 +68,7 @@ def _hex(value: Optional[int], width: int) -> Optional[str]:
 
 
 def _domain_of(attrs: Mapping[str, Any]) -> str:
-    domain = attrs.get(Attr.DOMAIN)
+    domain = attrs.get(_DOMAIN)
     if domain:
         return str(domain)
     prefix = str(attrs.get(Attr.OPERATION) or "").split(".", 1)[0]
@@ -144,7 +77,7 @@ def _domain_of(attrs: Mapping[str, Any]) -> str:
 
 def _level_of(text: Optional[str], number: Any) -> str:
     if text:
-        name = _LEVEL_NAMES.get(text.strip().upper().rstrip("0123456789"))
+        name = _LEVEL_NAMES.get(text) or _LEVEL_NAMES.get(text.strip().upper().rstrip("0123456789"))
         if name:
             return name
     n = int(getattr(number, "value", number) or 0)
@@ -164,52 +97,102 @@ def _set_path(root: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value  # never a subtree already: keys arrive sorted, "a" before "a.b"
 
 
-def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
+def _event_attributes(attributes: Optional[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """A log record's attributes as a JSON-safe dict, its ``metadata`` (``avalo.metadata.a.b`` as
+    ``metadata["a"]["b"]``, other non-field keys flat) and ``_flat_size``'s bound of the dict
+    (-1: unknown)."""
+    # The SDK's BoundedAttributes keeps a plain dict inside: copying that one runs in C.
+    attrs = dict(getattr(attributes, "_dict", attributes)) if attributes else {}
+    split = _split(attrs, scalars_only=True)  # the common case, in one pass
+    if split is None:
+        attrs = json_safe(attrs)
+        return attrs, _split(attrs, scalars_only=False)[0], -1  # type: ignore[index]
+    return attrs, split[0], split[1]
+
+
+def _split(attrs: dict[str, Any], scalars_only: bool) -> Optional[tuple[dict[str, Any], int]]:
+    """(metadata, size bound); with ``scalars_only``, None as soon as a value is not a JSON scalar."""
     metadata: dict[str, Any] = {}
-    flat: dict[str, Any] = {}
-    # Sorted so "a" always lands before "a.b": the outcome never depends on attribute order.
-    for key in sorted(attrs):
-        if key.startswith(Attr.METADATA_PREFIX):
-            _set_path(metadata, key[len(Attr.METADATA_PREFIX):], attrs[key])
-        elif key not in _CONSUMED:
-            flat[key] = attrs[key]
-    for key, value in flat.items():
-        metadata.setdefault(key, value)
-    return metadata
+    flat: list[str] = []
+    nested: list[str] = []
+    prefix, cut, consumed = Attr.METADATA_PREFIX, len(Attr.METADATA_PREFIX), _CONSUMED
+    chars = 0
+    for key, item in attrs.items():
+        if scalars_only:  # _flat_size's checks, inline: this loop runs for every event
+            if type(key) is not str:
+                return None
+            kind = type(item)
+            if kind is str:
+                chars += len(item)
+            elif kind is float:
+                if item - item != 0.0:  # NaN or ±inf
+                    return None
+            elif kind is int:
+                if not -_INT64 <= item < _INT64:
+                    return None
+            elif kind is not bool and item is not None:
+                return None
+            chars += len(key)
+        if key.startswith(prefix):
+            path = key[cut:]
+            if "." in path:
+                nested.append(key)
+            else:
+                metadata[path] = item
+        elif key not in consumed:
+            flat.append(key)
+    # Sorted, after the plain keys, so "a" always lands before "a.b": the outcome never depends
+    # on attribute order.
+    for key in sorted(nested):
+        _set_path(metadata, key[cut:], attrs[key])
+    for key in sorted(flat):
+        metadata.setdefault(key, attrs[key])
+    return metadata, 6 * chars + 32 * len(attrs)
 
 
 # -- telemetry events --------------------------------------------------------------------------
 def event_document(log_data: LogData, service: str) -> Document:
     """A ``telemetry_events`` document from an SDK log record (Avalo event or any other log)."""
     record: LogRecord = log_data.log_record
-    attrs: dict[str, Any] = json_safe(dict(record.attributes or {}))
-    body = json_safe(record.body)
+    attrs, metadata, size = _event_attributes(record.attributes)
+    body = record.body
+    if body is not None and type(body) is not str:
+        body, size = json_safe(body), -1
+    elif body is not None and size >= 0:
+        size += 6 * len(body)
     time_ns = record.timestamp or record.observed_timestamp or time.time_ns()
     trace_id = _hex(getattr(record, "trace_id", None), 32)
     span_id = _hex(getattr(record, "span_id", None), 16)
     scope = getattr(log_data, "instrumentation_scope", None)
 
-    level = _level_of(str(attrs.get(Attr.LEVEL) or record.severity_text or ""), record.severity_number)
-    operation = attrs.get(Attr.OPERATION) or (body if isinstance(body, str) and Attr.DOMAIN in attrs else None)
+    # (Module constants for the attribute keys: this runs for every event.)
+    get = attrs.get
+    level = _level_of(str(get(_LEVEL) or record.severity_text or ""), record.severity_number)
+    operation = get(_OPERATION) or (body if isinstance(body, str) and _DOMAIN in attrs else None)
     operation = str(operation or (scope.name if scope is not None and scope.name else "log"))
-    success = attrs.get(Attr.SUCCESS)
+    success = get(_SUCCESS)
     ts = int(time_ns) // 1_000_000
-    doc: Document = {
-        "id": document_id(service, trace_id, span_id, time_ns, record.severity_text, body, attrs),
+    doc: Document = {  # the fields of _EVENT_FIELDS, spelled out
+        "id": _record_id(service, trace_id, span_id, time_ns, record.severity_text, body, attrs),
         "ts": ts,
         "domain": _domain_of(attrs),
         "level": level,
         "operation": operation,
         "success": bool(success) if success is not None else level not in _FAILING_LEVELS,
+        "actorType": get(_ACTOR_TYPE),
+        "actorId": get(_ACTOR_ID),
+        "sessionId": get(_SESSION_ID),
+        "errorCode": get(_ERROR_TYPE),
+        "latencyMs": get(_LATENCY_MS),
+        "metadata": metadata,
+        "traceId": trace_id,
+        "spanId": span_id,
+        "service": service,
+        "expireAt": ts + _EVENT_RETENTION_MS,
     }
-    for key, field in _EVENT_FIELDS.items():
-        if field not in doc:
-            doc[field] = attrs.get(key)
-    doc["metadata"] = _metadata(attrs)
     if body is not None and body != operation:
         doc["message"] = body
-    doc.update(traceId=trace_id, spanId=span_id, service=service, expireAt=expire_at(TELEMETRY_EVENTS, ts))
-    return truncate_document(doc)
+    return _sized(doc, size, service, operation)
 
 
 # -- traces ------------------------------------------------------------------------------------
@@ -217,17 +200,23 @@ def span_document(span: ReadableSpan, service: str) -> Document:
     """A ``traces`` document (one per span) with id ``"<traceId>-<spanId>"``."""
     ctx = span.context
     trace_id, span_id = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
-    attrs: dict[str, Any] = json_safe(dict(span.attributes or {}))
+    attrs, size = _flat(span.attributes)
     start, end = _ms(span.start_time), _ms(span.end_time)
     duration = (span.end_time - span.start_time) / 1e6 if span.end_time and span.start_time else None
     status = span.status.status_code
     success = attrs.get(Attr.SUCCESS)
+    events = []
+    for event in span.events:
+        event_attrs, event_size = _flat(event.attributes)
+        size = -1 if size < 0 or event_size < 0 else size + event_size + 6 * len(event.name) + 64
+        events.append({"name": event.name, "timestamp": _ms(event.timestamp), "attributes": event_attrs})
+    operation = str(attrs.get(Attr.OPERATION) or span.name)
     doc: Document = {
         "id": f"{trace_id}-{span_id}",
         "traceId": trace_id,
         "spanId": span_id,
         "parentSpanId": _hex(span.parent.span_id, 16) if span.parent is not None else None,
-        "operation": str(attrs.get(Attr.OPERATION) or span.name),
+        "operation": operation,
         "name": span.name,
         "domain": _domain_of(attrs),
         "kind": span.kind.name.lower(),
@@ -239,14 +228,11 @@ def span_document(span: ReadableSpan, service: str) -> Document:
         "status": status.name.lower(),
         "statusMessage": span.status.description,
         "attributes": attrs,
-        "events": [
-            {"name": e.name, "timestamp": _ms(e.timestamp), "attributes": json_safe(dict(e.attributes or {}))}
-            for e in span.events
-        ],
+        "events": events,
         "service": service,
         "expireAt": expire_at(TRACES, start) if start is not None else None,
     }
-    return truncate_document(doc)
+    return _sized(doc, size, service, operation, span.name, span.status.description or "")
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -274,7 +260,7 @@ def _points(metric: Any, scope: str, service: str) -> Iterator[Document]:
     temporality_name = None if temporality is None else (
         "delta" if temporality == AggregationTemporality.DELTA else "cumulative")
     for point in data.data_points:
-        labels = json_safe(dict(point.attributes or {}))
+        labels, size = _flat(point.attributes)
         timestamp = int(point.time_unix_nano) // 1_000_000
         doc: Document = {
             "id": document_id(service, scope, metric.name, sorted(labels.items()),
@@ -293,8 +279,10 @@ def _points(metric: Any, scope: str, service: str) -> Iterator[Document]:
             doc.update(count=point.count, sum=json_safe(point.sum),
                        min=None if empty else json_safe(point.min), max=None if empty else json_safe(point.max),
                        buckets=_buckets(point, isinstance(data, ExponentialHistogram)))
+            numbers = sum(len(part) for part in _bucket_lists(doc["buckets"]))
+            size = size + 32 * numbers if size >= 0 else -1
         doc.update(service=service, expireAt=expire_at(METRICS, timestamp))
-        yield doc
+        yield _sized(doc, size, service, scope, metric.name, metric.unit or "")
 
 
 def _buckets(point: Any, exponential: bool) -> dict[str, Any]:
@@ -305,6 +293,14 @@ def _buckets(point: Any, exponential: bool) -> dict[str, Any]:
         "positive": {"offset": point.positive.offset, "counts": list(point.positive.bucket_counts)},
         "negative": {"offset": point.negative.offset, "counts": list(point.negative.bucket_counts)},
     }
+
+
+def _bucket_lists(buckets: Mapping[str, Any]) -> Iterator[list[Any]]:
+    for value in buckets.values():
+        if isinstance(value, list):
+            yield value
+        elif isinstance(value, Mapping):
+            yield from _bucket_lists(value)
 
 
 # -- what every store applies on write ---------------------------------------------------------
@@ -346,59 +342,3 @@ def alert_event_document(event: Mapping[str, Any], now_ms: Optional[int] = None)
     if doc.get("id") in (None, ""):
         doc["id"] = document_id(ALERT_EVENTS, doc)
     return prepare_document(ALERT_EVENTS, doc)
-
-
-# -- size --------------------------------------------------------------------------------------
-def document_size(doc: Any) -> int:
-    """Bytes of the compact UTF-8 JSON encoding: the estimate of a document's stored size."""
-    return len(_canonical(doc).encode())
-
-
-def truncate_document(doc: Document, max_bytes: int = MAX_DOCUMENT_BYTES) -> Document:
-    """``doc`` itself if small enough; otherwise a copy whose ``SHRINKABLE_FIELDS`` were cut
-    (long strings clipped with ``TRUNCATION_MARKER``, then the largest entries dropped) and
-    ``truncated: True``. Raises ``StoreError`` if the other fields alone are too big."""
-    if document_size(doc) <= max_bytes:
-        return doc
-    out = dict(doc)
-    out["truncated"] = True
-    present = [k for k in SHRINKABLE_FIELDS if k in out]
-    for limit in (4096, 512, 64):
-        for key in present:
-            out[key] = _clip(out[key], limit)
-        if document_size(out) <= max_bytes:
-            return out
-    for key in present:
-        out[key] = _drop_largest(out, key, document_size(out) - max_bytes)
-        if document_size(out) <= max_bytes:
-            return out
-    cut = ", ".join(present) or "nothing to cut"
-    raise StoreError(f"document {doc.get('id')!r} is over {max_bytes} bytes outside its shrinkable fields ({cut})")
-
-
-def _clip(value: Any, limit: int) -> Any:
-    if isinstance(value, str):
-        return value[:limit] + TRUNCATION_MARKER if len(value) > limit + len(TRUNCATION_MARKER) else value
-    if isinstance(value, dict):
-        return {_clip(k, limit): _clip(v, limit) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clip(v, limit) for v in value]
-    return value
-
-
-def _drop_largest(doc: Document, key: str, excess: int) -> Any:
-    value = doc[key]
-    if isinstance(value, dict):
-        kept = dict(value)
-        for size, k in sorted(((document_size({k: v}), k) for k, v in value.items()), reverse=True):
-            if excess <= 0:
-                break
-            del kept[k]
-            excess -= size
-        return kept
-    if isinstance(value, list):
-        kept_list = list(value)
-        while kept_list and excess > 0:  # the earliest entries (e.g. span events) are kept
-            excess -= document_size(kept_list.pop())
-        return kept_list
-    return TRUNCATION_MARKER if isinstance(value, str) else None

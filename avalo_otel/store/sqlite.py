@@ -14,7 +14,7 @@ connections behind.
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
 import re
 import sqlite3
@@ -25,11 +25,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
+
 from .base import (
     ALERT_EVENTS, ALERT_RULES, COLLECTIONS, METRICS, TELEMETRY_EVENTS, TIME_FIELD, TRACES, Document,
     StoreError, check_collection,
 )
 from .schema import alert_event_document, alert_rule_document, prepare_document
+from .sqlite_rows import (
+    _COLUMNS, _GETTERS, _INDEXES, _SQL_TYPES, MAX_ROWS, _column, _decode, _encode, _plain_row, _statements,
+)
 
 #: Where ``SQLiteStore()`` puts its file: relative to the working directory.
 #: (``AVALO_OTEL_STORE_PATH`` is read by the settings, which pass the path in.)
@@ -39,23 +43,6 @@ _PREFIX = re.compile(r"^[A-Za-z0-9_]*$")
 _READERS_KEPT = 4
 _TRANSIENT = ("locked", "busy", "disk i/o")
 
-# Queried fields per collection (column → "text" | "int" | "bool"); expireAt is in every table.
-_COLUMNS: Mapping[str, Mapping[str, str]] = {
-    TELEMETRY_EVENTS: {"domain": "text", "level": "text", "operation": "text", "success": "bool", "ts": "int"},
-    METRICS: {"name": "text", "type": "text", "timestamp": "int"},
-    TRACES: {"traceId": "text", "operation": "text", "startTime": "int"},
-    ALERT_RULES: {"enabled": "bool", "updatedAt": "int"},
-    ALERT_EVENTS: {"severity": "text", "acknowledged": "bool", "timestamp": "int"},
-}
-# The original composite indexes, plus the time field alone (unfiltered queries) and expireAt.
-_INDEXES: Mapping[str, Sequence[tuple[str, ...]]] = {
-    TELEMETRY_EVENTS: [("domain", "ts"), ("level", "ts"), ("operation", "ts"), ("success", "ts"), ("ts",)],
-    METRICS: [("name", "timestamp"), ("type", "timestamp"), ("timestamp",)],
-    TRACES: [("traceId", "startTime"), ("operation", "startTime"), ("startTime",)],
-    ALERT_RULES: [("enabled",)],
-    ALERT_EVENTS: [("severity", "timestamp"), ("acknowledged", "timestamp"), ("timestamp",)],
-}
-_SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "bool": "INTEGER"}
 
 
 _stores: "weakref.WeakSet[SQLiteStore]" = weakref.WeakSet()
@@ -80,6 +67,9 @@ def _reinit_after_fork() -> None:
 
 class SQLiteStore:
     """``Store`` on one SQLite file; ``prefix`` is prepended to every table (e.g. ``"staging_"``)."""
+
+    #: What a ``StoreWriter`` hands ``write`` at most: one statement's rows.
+    max_batch = MAX_ROWS
 
     def __init__(self, path: Union[str, "os.PathLike[str]", None] = None, *, prefix: str = "") -> None:
         if not isinstance(prefix, str) or not _PREFIX.match(prefix):
@@ -130,6 +120,9 @@ class SQLiteStore:
             else:
                 self.journal_mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
                 conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, fast commits
+                # 16 MiB of page cache (SQLite's default is 2): index pages of a growing telemetry
+                # file stay in memory between batches.
+                conn.execute("PRAGMA cache_size = -16384")
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot use the SQLite telemetry store at {self.path}: {exc}") from exc
@@ -201,23 +194,42 @@ class SQLiteStore:
             statements.append(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ({columns_sql})')
         return statements
 
-    def _row(self, collection: str, doc: Document) -> tuple[Any, ...]:
-        values = [_column(kind, doc.get(name)) for name, kind in _COLUMNS[collection].items()]
-        return (doc["id"], *values, _column("int", doc.get("expireAt")), _encode(doc))
-
     # -- Store ---------------------------------------------------------------------------------
-    def write(self, collection: str, documents: Sequence[Document]) -> None:
+    def write(self, collection: str, documents: Sequence[Document], *, prepared: bool = False) -> None:
         """Upsert by ``id``, all of ``documents`` in one transaction."""
+        if prepared:
+            rows = [self.pack(collection, doc) for doc in documents]
+        else:
+            rows = [_plain_row(collection, prepare_document(collection, doc)) for doc in documents]
+        self.write_packed(collection, rows)
+
+    def pack(self, collection: str, document: Document) -> tuple[Any, ...]:
+        """A document from the schema's builders as its table row (columns, then the JSON):
+        the part of a write that needs the GIL, which a ``StoreWriter`` runs on the exporting
+        thread. (The builders give every column field, already of its column's type.)"""
+        return (*_GETTERS[collection](document), _encode(document))
+
+    def write_packed(self, collection: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Upsert rows made by ``pack``, all in one transaction.
+
+        Up to ``MAX_ROWS`` rows go in one multi-row ``INSERT … VALUES (…), (…) …`` statement:
+        SQLite inserts them all in one step, without the GIL. ``executemany`` would take the GIL
+        back for every row, and with a busy app thread each of those waits may last a whole
+        switch interval (5 ms)."""
         table = self._table(collection)
-        rows = [self._row(collection, prepare_document(collection, doc)) for doc in documents]
         if not rows:
             return
-        names = ['"id"', *(f'"{c}"' for c in _COLUMNS[collection]), '"expireAt"', '"doc"']
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
-        sql = (f'INSERT INTO "{table}" ({", ".join(names)}) VALUES ({", ".join("?" * len(names))}) '
-               f"ON CONFLICT(id) DO UPDATE SET {updates}")
+        statements = _statements(table, collection, list(itertools.chain.from_iterable(rows)))
+        if len(statements) == 1:
+            # One statement is its own transaction: no BEGIN and COMMIT, each of which would
+            # release the GIL and then wait to get it back.
+            with self._write_lock, self._errors(f"write to {table}"):
+                self._check_open()
+                self._writer.execute(*statements[0])
+            return
         with self._transaction(f"write to {table}") as conn:
-            conn.executemany(sql, rows)
+            for sql, params in statements:
+                conn.execute(sql, params)
 
     def _select(self, collection: str, filters: Mapping[str, Any], start_ms: Optional[int],
                 end_ms: Optional[int], limit: int, *, ascending: bool = False) -> list[Document]:
@@ -238,7 +250,7 @@ class SQLiteStore:
                f'ORDER BY "{time_field}" {order}, id {order} LIMIT ?')
         with self._reading(f"query {table}") as conn:
             rows = conn.execute(sql, (*params, _limit(limit))).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return [_decode(row[0]) for row in rows]
 
     def query_events(
         self, *, domain: Optional[str] = None, level: Optional[str] = None, operation: Optional[str] = None,
@@ -268,7 +280,7 @@ class SQLiteStore:
         table = self._table(ALERT_RULES)
         with self._reading(f"read {table}") as conn:
             row = conn.execute(f'SELECT doc FROM "{table}" WHERE id = ?', (str(rule_id),)).fetchone()
-        return json.loads(row[0]) if row else None
+        return _decode(row[0]) if row else None
 
     def list_alert_rules(self, *, enabled: Optional[bool] = None) -> list[Document]:
         """Rules ordered by ``id``."""
@@ -278,7 +290,7 @@ class SQLiteStore:
             sql, params = sql + ' WHERE "enabled" = ?', [int(bool(enabled))]
         with self._reading(f"read {table}") as conn:
             rows = conn.execute(sql + " ORDER BY id", params).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return [_decode(row[0]) for row in rows]
 
     def delete_alert_rule(self, rule_id: str) -> bool:
         table = self._table(ALERT_RULES)
@@ -302,7 +314,7 @@ class SQLiteStore:
             row = conn.execute(f'SELECT doc FROM "{table}" WHERE id = ?', (str(event_id),)).fetchone()
             if row is None:
                 return False
-            doc = json.loads(row[0])
+            doc = _decode(row[0])
             doc.update(acknowledged=True, acknowledgedBy=by, acknowledgedAt=at)
             conn.execute(f'UPDATE "{table}" SET "acknowledged" = 1, doc = ? WHERE id = ?', (_encode(doc), doc["id"]))
         return True
@@ -362,27 +374,12 @@ def _prepare_path(path: Union[str, "os.PathLike[str]"]) -> str:
     return str(target)
 
 
-def _column(kind: str, value: Any) -> Any:
-    """A document value as its column holds it (None when it cannot be: the doc keeps it)."""
-    if value is None:
-        return None
-    if kind == "text":
-        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    if kind == "bool":
-        return int(bool(value)) if isinstance(value, (bool, int, float)) else None
-    if isinstance(value, (bool, int)) or (isinstance(value, float) and value == value and abs(value) < 2**63):
-        return int(value)
-    return None
-
-
 def _limit(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise StoreError(f"limit and batch_size must be positive integers, not {value!r}")
     return value
 
 
-def _encode(doc: Document) -> str:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 if hasattr(os, "register_at_fork"):

@@ -3,8 +3,9 @@
 The OTel batch processors already keep the app thread off the network; this writer keeps the
 processors' threads off it too, so a store outage costs memory up to a bound and nothing else:
 
-* ``submit()`` only appends to a bounded buffer; past the bound documents are dropped, counted
-  in ``avalo_otel_export_dropped_total{exporter=…}`` and warned about once per outage;
+* ``submit()`` (documents) and ``put()`` (one SDK record, converted later on the writer's thread)
+  only append to a bounded buffer; past the bound items are dropped, counted in
+  ``avalo_otel_export_dropped_total{exporter=…}`` and warned about once per outage;
 * the thread writes batches of at most ``batch_size`` documents; a transient error keeps the
   batch at the head of the buffer and retries with capped exponential backoff, so after an outage
   everything buffered is delivered, in order, once (ids are deterministic, writes are upserts);
@@ -19,7 +20,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from opentelemetry import metrics
 
@@ -27,6 +28,23 @@ from .base import Document, Store, StoreError, check_collection
 
 _log = logging.getLogger("avalo_otel")
 _writers: "weakref.WeakSet[StoreWriter]" = weakref.WeakSet()
+# (collection, item, stage): stage is None for a plain document (the store prepares it),
+# ``_ready`` for a prepared one, ``_packed`` for one the store has packed (see ``Store.pack``),
+# else the function making a prepared document of the item (an SDK log record or span).
+_Entry = tuple[str, Any, Optional[Callable[[Any], Any]]]
+
+
+def _ready(document: Document) -> Document:
+    return document
+
+
+def _packed(row: Any) -> Any:
+    return row
+
+
+def _stage(entry: _Entry) -> Any:
+    stage = entry[2]
+    return stage if stage is None or stage is _ready or stage is _packed else "record"
 
 
 class StoreWriter:
@@ -38,17 +56,25 @@ class StoreWriter:
         *,
         name: str = "store",
         max_buffer: int = 10_000,
-        batch_size: int = 500,
+        batch_size: Optional[int] = None,
         max_backoff_s: float = 5.0,
+        linger_s: Optional[float] = None,
         drop_counter: Optional[Callable[[int], None]] = None,
     ) -> None:
-        if max_buffer < 1 or not 1 <= batch_size <= 500:
-            raise ValueError("max_buffer must be >= 1 and batch_size between 1 and 500")
+        # A store may take more per call than Firestore's 500 (SQLite: thousands per statement);
+        # fewer, larger writes matter when the app keeps the GIL busy.
+        batch_size = batch_size if batch_size is not None else getattr(store, "max_batch", 500)
+        if max_buffer < 1 or batch_size < 1:
+            raise ValueError("max_buffer and batch_size must be >= 1")
         self.store = store
+        self._pack = getattr(store, "pack", None)
         self.name = name
         self.max_buffer = max_buffer
         self.batch_size = batch_size
         self.max_backoff_s = max_backoff_s
+        # Below a full batch, wait this long for more before writing: one store call for many
+        # events at low rates (the OTel batch processors' schedule delay). Unset: 0.2 s.
+        self.linger_s = linger_s
         self.dropped = 0
         self.delivered = 0
         self._count_drop = drop_counter or _default_drop_counter(name)
@@ -56,44 +82,87 @@ class StoreWriter:
         _writers.add(self)
 
     def _reset(self) -> None:
-        self._buffer: deque[tuple[str, Document]] = deque()
+        self._buffer: deque[_Entry] = deque()
         self._cond = threading.Condition()
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
         self._in_flight = 0
+        self._flushing = 0
         self._outage_since: Optional[float] = None
         self._warned_drop = False
 
     # -- producer side (exporter threads) --------------------------------------------------------
-    def submit(self, collection: str, documents: Iterable[Document]) -> int:
-        """Queue documents; returns how many were dropped because the buffer was full."""
+    def submit(self, collection: str, documents: Iterable[Document], *, prepared: bool = False) -> int:
+        """Queue documents; returns how many were dropped because the buffer was full.
+        ``prepared``: they come from the schema's builders (see ``Store.write``)."""
         check_collection(collection)
         # The store prepares documents as it writes them (JSON-safe, sized); only what would
-        # make a whole batch fail is caught here, per document.
-        prepared, invalid = [], 0
+        # make a whole batch fail is caught here, per document. Prepared documents are packed
+        # here when the store can: on the exporting thread, while the writer's thread is in the
+        # store (without the GIL, for SQLite).
+        queued, invalid = [], 0
+        pack = self._pack if prepared else None
         for doc in documents:
             if isinstance(doc, Mapping) and doc.get("id") not in (None, ""):
-                prepared.append((collection, doc))
+                if pack is None:
+                    queued.append((collection, doc, _ready if prepared else None))
+                    continue
+                try:
+                    queued.append((collection, pack(collection, doc), _packed))
+                except Exception as exc:  # noqa: BLE001 - one odd document must not cost the rest
+                    invalid += 1
+                    _log.warning("avalo-otel: %s exporter skipped a document it could not encode: %s", self.name, exc)
             else:
                 invalid += 1
                 _log.warning("avalo-otel: %s exporter skipped a document without an id", self.name)
+        dropped = self._enqueue(queued)
+        if invalid:
+            self.dropped += invalid
+            self._count_drop(invalid)
+        return dropped + invalid
+
+    def put_many(self, collection: str, items: Iterable[Any], convert: Callable[[Any], Document]) -> int:
+        """``put`` for a batch (what an exporter is handed): one lock for all of them. Returns
+        how many were dropped."""
+        return self._enqueue([(collection, item, convert) for item in items])
+
+    def _enqueue(self, entries: list[_Entry]) -> int:
         dropped, why = 0, "the buffer is full"
         with self._cond:
             if self._stopping:
-                dropped, why = len(prepared), "the exporter is shut down"
+                dropped, why = len(entries), "the exporter is shut down"
             else:
                 room = self.max_buffer - len(self._buffer)
-                dropped = max(0, len(prepared) - room)
-                self._buffer.extend(prepared[:room] if dropped else prepared)
+                dropped = max(0, len(entries) - room)
+                self._buffer.extend(entries[:room] if dropped else entries)
                 self._ensure_thread()
                 if self._outage_since is None:  # during an outage the retry backoff decides
                     self._cond.notify()
         if dropped:
             self._drop(dropped, why)
-        if invalid:
-            self.dropped += invalid
-            self._count_drop(invalid)
-        return dropped + invalid
+        return dropped
+
+    def put(self, collection: str, item: Any, convert: Callable[[Any], Document]) -> None:
+        """Queue one item (an SDK log record or span) that ``convert`` turns into a prepared
+        document on the writer's thread. The app-thread path: no lock, no conversion here."""
+        buffer = self._buffer
+        if self._stopping or len(buffer) >= self.max_buffer:
+            self._drop(1, "the exporter is shut down" if self._stopping else "the buffer is full")
+            return
+        buffer.append((collection, item, convert))
+        size = len(buffer)
+        # Wake the writer when a batch starts (its linger starts) or fills; between those it is
+        # either writing or lingering and will look again by itself.
+        if size == 1 or size % self.batch_size == 0 or self._thread is None:
+            with self._cond:
+                self._ensure_thread()
+                if self._outage_since is None:
+                    self._cond.notify()
+
+    def linger_at_most(self, seconds: float) -> None:
+        """Write a partial batch after at most ``seconds`` (the shortest asked for wins: one
+        writer may serve several signals)."""
+        self.linger_s = seconds if self.linger_s is None else min(self.linger_s, seconds)
 
     def _drop(self, count: int, why: str) -> None:
         self.dropped += count
@@ -114,10 +183,20 @@ class StoreWriter:
         while True:
             with self._cond:
                 while not self._buffer and not self._stopping:
-                    self._cond.wait()
+                    # Timed: put() wakes the writer without holding the lock, so a wake-up can
+                    # be missed; then this finds the items a moment later.
+                    self._cond.wait(1.0)
+                if self._buffer and len(self._buffer) < self.batch_size and not (self._stopping or self._flushing):
+                    self._cond.wait(0.2 if self.linger_s is None else self.linger_s)
                 if not self._buffer:
-                    return
+                    if self._stopping:
+                        return
+                    continue
                 batch = self._take_batch()
+            batch = self._convert(batch)
+            if not batch:  # nothing in it could be converted (counted as dropped)
+                self._release(batch)
+                continue
             try:
                 self._write(batch)
             except StoreError as exc:
@@ -147,19 +226,49 @@ class StoreWriter:
                 self._outage_since = None
                 self._warned_drop = False
 
-    def _take_batch(self) -> list[tuple[str, Document]]:
-        # One collection per batch: a store writes one collection per call.
-        first = self._buffer[0][0]
+    def _take_batch(self) -> list[_Entry]:
+        # One collection, plain or prepared, per batch: one store call per batch.
+        buffer = self._buffer
+        collection, stage = buffer[0][0], _stage(buffer[0])
         batch = []
-        while self._buffer and len(batch) < self.batch_size and self._buffer[0][0] == first:
-            batch.append(self._buffer.popleft())
+        while buffer and len(batch) < self.batch_size:
+            head = buffer[0]
+            if head[0] != collection or _stage(head) != stage:
+                break
+            batch.append(buffer.popleft())
         self._in_flight = len(batch)
         return batch
 
-    def _write(self, batch: list[tuple[str, Document]]) -> None:
-        self.store.write(batch[0][0], [doc for _, doc in batch])
+    def _convert(self, batch: list[_Entry]) -> list[_Entry]:
+        """Records made documents (packed, if the store packs), once: a batch put back after a
+        failed write stays converted."""
+        if _stage(batch[0]) != "record":
+            return batch
+        converted, failed = [], None
+        pack = self._pack
+        for collection, item, convert in batch:
+            try:
+                doc = convert(item)  # type: ignore[misc]
+                converted.append((collection, pack(collection, doc), _packed) if pack else (collection, doc, _ready))
+            except Exception as exc:  # noqa: BLE001 - one odd record must not cost the batch
+                failed = exc
+        if failed is not None:
+            with self._cond:
+                self._in_flight = len(converted)
+            self._drop(len(batch) - len(converted), f"could not convert: {type(failed).__name__}: {failed}")
+        return converted
 
-    def _put_back(self, batch: list[tuple[str, Document]]) -> None:
+    def _write(self, batch: list[_Entry]) -> None:
+        collection, _, stage = batch[0]
+        items = [item for _, item, _ in batch]
+        if stage is _packed:
+            self.store.write_packed(collection, items)  # type: ignore[attr-defined]
+        elif stage is None:  # a store written before ``prepared`` existed still works for these
+            self.store.write(collection, items)
+        else:
+            self.store.write(collection, items, prepared=True)
+
+    def _put_back(self, batch: list[_Entry]) -> None:
         with self._cond:
             self._buffer.extendleft(reversed(batch))
             self._in_flight = 0
@@ -169,7 +278,7 @@ class StoreWriter:
         if overflow > 0:
             self._drop(overflow, "the buffer is full")
 
-    def _release(self, batch: list[tuple[str, Document]]) -> None:
+    def _release(self, batch: list[_Entry]) -> None:
         with self._cond:
             self._in_flight = 0
             self._cond.notify_all()
@@ -187,14 +296,18 @@ class StoreWriter:
         if _shutdown_deadline is not None:
             deadline = min(deadline, _shutdown_deadline)
         with self._cond:
-            if self._buffer:
-                self._ensure_thread()
-                self._cond.notify()
-            while self._buffer or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.05))
+            self._flushing += 1  # no lingering while someone waits
+            try:
+                if self._buffer:
+                    self._ensure_thread()
+                    self._cond.notify_all()
+                while self._buffer or self._in_flight:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(min(remaining, 0.05))
+            finally:
+                self._flushing -= 1
         return True
 
     def shutdown(self, timeout_s: float = 10.0) -> bool:

@@ -1,4 +1,11 @@
-"""Mapping between store documents and Firestore: keys, ``expireAt`` timestamps, sizes, names."""
+"""Mapping between store documents and Firestore: keys, ``expireAt`` timestamps, sizes, names.
+
+``encode_write`` turns a document straight into the raw (upb) ``Write`` protobuf that the
+client's ``batch.set()`` would build, and Firestore's storage size of it, in one pass. The
+client's own path (``DocumentExtractor`` → ``encode_value`` → ~25 proto-plus messages per
+document), with the rewriting and sizing passes it needed, took an exporter thread ~190 µs of
+GIL time per small telemetry event; this takes ~13.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,11 @@ import hashlib
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
+
+from google.cloud.firestore_v1._helpers import encode_value
+from google.cloud.firestore_v1.types import document as _document
+from google.cloud.firestore_v1.types import write as _write
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from avalo_otel.store.base import Document, StoreError
 
@@ -23,6 +35,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 _COLLECTION_ID = re.compile(r"[A-Za-z0-9_-]*")
 _RESERVED = re.compile(r"__.*__", re.DOTALL)
+# The range of datetime, which is also about Firestore's timestamp range (years 1 to 9999).
+_MIN_MS = (datetime.min.replace(tzinfo=timezone.utc) - _EPOCH) // _MS
+_MAX_MS = (datetime.max.replace(tzinfo=timezone.utc) - _EPOCH) // _MS
+_Write = _write.Write.pb()
+_ValuePb = _document.Value.pb
 
 
 def collection_id(prefix: str, name: str) -> str:
@@ -64,29 +81,9 @@ def timestamp_to_ms(value: datetime) -> int:
     return (value - _EPOCH) // _MS
 
 
-def to_firestore(document: Mapping[str, Any]) -> dict[str, Any]:
-    """``document`` as Firestore stores it: ``expireAt`` a UTC datetime (TTL needs a timestamp),
-    keys and arrays Firestore refuses rewritten (see ``firestore_value``)."""
-    data: dict[str, Any] = firestore_value(document)
-    expire = data.get(EXPIRE_FIELD)
-    if isinstance(expire, (int, float)) and not isinstance(expire, bool):
-        data[EXPIRE_FIELD] = ms_to_timestamp(int(expire))
-    return data
-
-
-def firestore_value(value: Any, in_array: bool = False) -> Any:
-    """``value`` with what Firestore rejects made storable instead of failing the whole commit:
-    an empty, reserved (``__x__``) or over-long map key gets a ``~`` mark, and an array inside
-    an array becomes ``{"values": [...]}``."""
-    if isinstance(value, Mapping):
-        return {firestore_key(str(k)): firestore_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        items = [firestore_value(v, True) for v in value]
-        return {"values": items} if in_array else items
-    return value
-
-
 def firestore_key(key: str) -> str:
+    """``key`` as a map key Firestore accepts: an empty, reserved (``__x__``) or over-long key
+    would fail the whole commit, so it gets a ``~`` mark (long ones clipped and hashed)."""
     if key == "":
         return "~"
     if _RESERVED.fullmatch(key):
@@ -108,28 +105,176 @@ def from_firestore(key: str, data: Mapping[str, Any] | None) -> Document:
     return document
 
 
+
+
+# -- encoding -------------------------------------------------------------------------------------
+
+class UnstorableValue(ValueError):
+    """A value Firestore cannot store, with the dotted path of the field holding it."""
+
+    def __init__(self, path: str, reason: BaseException) -> None:
+        super().__init__(f"field {path!r}: {type(reason).__name__}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def encode_write(document_path: str, document: Mapping[str, Any]) -> tuple[Any, int]:
+    """The raw ``Write`` protobuf replacing the document at ``document_path`` (absolute, as the
+    client's ``DocumentReference._document_path``) with ``document``, and the document's size by
+    Firestore's formula. Stored as ``batch.set()`` would store it after these rewrites: keys by
+    ``firestore_key``, an array inside an array as ``{"values": [...]}``, a numeric top-level
+    ``expireAt`` (epoch ms) as a timestamp, which Firestore's TTL policy needs."""
+    expire = document.get(EXPIRE_FIELD)
+    ms = _expire_ms(expire) if isinstance(expire, (int, float)) and not isinstance(expire, bool) else None
+    write = _Write()
+    update = write.update
+    update.name = document_path
+    size = _fill_map(update, document)
+    if ms is not None:
+        seconds, millis = divmod(ms, 1000)  # a timestamp counts 8 bytes like the number: same size
+        update.fields[EXPIRE_FIELD].timestamp_value.CopyFrom(Timestamp(seconds=seconds, nanos=millis * 1_000_000))
+    # Firestore counts the name as its collection and document ids (not the project/database).
+    ids = document_path.split("/documents/", 1)[-1].split("/")
+    return write, size + sum(_string_size(i) for i in ids) + 16 + 32
+
+
+def _expire_ms(value: int | float) -> int:
+    try:
+        ms = int(value)
+    except (OverflowError, ValueError):  # inf, nan
+        ms = None
+    if ms is None or not _MIN_MS <= ms <= _MAX_MS:
+        raise StoreError(f"{EXPIRE_FIELD} {value!r} is not an epoch-ms time Firestore can store")
+    return ms
+
+
 def _string_size(value: str) -> int:
+    if value.isascii():
+        return len(value) + 1
     return len(value.encode("utf-8", "surrogatepass")) + 1
 
 
-def value_size(value: Any) -> int:
-    """Storage size of one value, by Firestore's documented formula."""
-    if value is None or isinstance(value, bool):
+# Map keys repeat from document to document (field names, attribute names): remember what each
+# becomes and its size. Bounded: attribute keys can be arbitrary.
+_KEYS: dict[str, tuple[str, int]] = {}
+_KEYS_MAX = 4096
+
+
+def _key(key: Any) -> tuple[str, int]:
+    name = _utf8(firestore_key(key if type(key) is str else str(key))).decode("utf-8")
+    entry = (name, _string_size(name))
+    if type(key) is str and len(key) <= 256:  # (str subclasses may str() differently)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[key] = entry
+    return entry
+
+
+def _fill_map(target: Any, mapping: Mapping[Any, Any]) -> int:
+    """Fill ``target.fields`` (a MapValue or Document) from ``mapping``; returns its size: keys'
+    string sizes plus values' sizes."""
+    fields = target.fields
+    size = 0
+    for key, value in mapping.items():
+        entry = _KEYS.get(key) if type(key) is str else None
+        name, key_size = entry if entry is not None else _key(key)
+        try:
+            size += key_size + _fill(fields[name], value, False)
+        except UnstorableValue as error:
+            raise UnstorableValue(f"{name}.{error.path}", error.reason) from error.reason
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise UnstorableValue(name, exc) from exc
+    if len(fields) != len(mapping):
+        # Two keys became one (say "" and "~"): the later wins, as in a dict of the rewritten
+        # keys; refill, since the loop above merged the two values into one entry.
+        fields.clear()
+        return _fill_map(target, {_key(key)[0]: value for key, value in mapping.items()})
+    if not mapping:
+        target.SetInParent()  # an empty map is still a map, not an unset value
+    return size
+
+
+def _fill_array(target: Any, items: Any, in_array: bool) -> int:
+    size = 0
+    if in_array:
+        # Firestore refuses an array directly inside an array: store {"values": [...]} instead.
+        target = target.map_value.fields["values"]
+        size = 7  # the key "values"
+    array = target.array_value
+    add = array.values.add
+    for item in items:
+        size += _fill(add(), item, True)
+    if not items:
+        array.SetInParent()
+    return size
+
+
+def _fill(target: Any, value: Any, in_array: bool) -> int:
+    """Set the Value ``target`` from ``value`` as the client's ``encode_value`` would; returns
+    Firestore's size of it. Exact types first: they are nearly all there is."""
+    kind = type(value)
+    if kind is str:  # (the size inline: this is the hottest line of an export)
+        if value.isascii():
+            target.string_value = value
+            return len(value) + 1
+        return _fill_text(target, value)
+    if kind is int:
+        target.integer_value = value
+        return 8
+    if kind is float:
+        target.double_value = value
+        return 8
+    if kind is bool:
+        target.boolean_value = value
         return 1
-    if isinstance(value, (int, float, datetime)):
+    if value is None:
+        target.null_value = 0
+        return 1
+    if kind is dict:
+        return _fill_map(target.map_value, value)
+    if kind is list:
+        return _fill_array(target, value, in_array)
+    return _fill_other(target, value, in_array)
+
+
+def _fill_text(target: Any, value: str) -> int:
+    data = _utf8(value)
+    target.string_value = data.decode("utf-8")
+    return len(data) + 1
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8, a lone surrogate (no UTF-8 form; Firestore refuses it) as "?": one bad
+    character must not fail a whole batch of events."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
+def _fill_other(target: Any, value: Any, in_array: bool) -> int:
+    # Subclasses, in encode_value's order (bool before int), then what the client does.
+    if isinstance(value, bool):
+        target.boolean_value = value
+        return 1
+    if isinstance(value, int):
+        target.integer_value = value
+        return 8
+    if isinstance(value, float):
+        target.double_value = value
         return 8
     if isinstance(value, str):
-        return _string_size(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return len(value)
+        return _fill_text(target, str.__str__(value))
+    if isinstance(value, (bytes, bytearray, memoryview)) and getattr(value, "subtype", None) is None:
+        data = bytes(value)  # (bytes with a ``subtype`` are BSON binary: below)
+        target.bytes_value = data
+        return len(data)
     if isinstance(value, Mapping):
-        return sum(_string_size(str(k)) + value_size(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return sum(value_size(v) for v in value)
-    return _string_size(str(value))
-
-
-def document_size(collection: str, key: str, data: Mapping[str, Any]) -> int:
-    """Firestore's size of the document ``collection/key`` holding ``data``."""
-    name = _string_size(collection) + _string_size(key) + 16
-    return name + value_size(data) + 32
+        return _fill_map(target.map_value, value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return _fill_array(target, value, in_array)
+    # Datetimes, GeoPoints, references, vectors, BSON types: whatever the client makes of them
+    # (a TypeError for anything else). Rare enough that its proto-plus cost does not matter.
+    target.CopyFrom(_ValuePb(encode_value(value)))
+    if isinstance(value, datetime):
+        return 8
+    return len(value) if isinstance(value, bytes) else _string_size(str(value))

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 import weakref
+from functools import partial
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -15,7 +16,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from avalo_otel.store import schema
+from avalo_otel.store import schema, values
 from avalo_otel.store.base import (
     ALERT_EVENTS, ALERT_RULES, COLLECTIONS, METRICS, TIME_FIELD, TELEMETRY_EVENTS, TRACES, Document,
     StoreError, check_collection,
@@ -155,29 +156,31 @@ class FirestoreStore:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def write(self, collection: str, documents: Sequence[Document]) -> None:
-        """Upsert ``documents`` by ``id`` (prepared as every store does), at most 500 per commit.
+    def write(self, collection: str, documents: Sequence[Document], *, prepared: bool = False) -> None:
+        """Upsert ``documents`` by ``id`` (prepared as every store does unless ``prepared``
+        says the schema's builders made them), at most 500 per commit.
 
         Commits are not one transaction: after a failure some batches may be stored, which is
         harmless because a retry rewrites the same ids.
         """
         name = self.collection_name(collection)
-        prepared: dict[str, tuple[dict[str, Any], int]] = {}
+        docs: dict[str, Document] = {}
         for document in documents:
-            doc = schema.prepare_document(collection, document)
-            key = _codec.document_key(doc["id"])
+            doc = document if prepared else schema.prepare_document(collection, document)
             # A later copy of the same id wins, as if the upserts ran one after another.
-            prepared[key] = self._fit(name, key, doc)
-        if not prepared:
+            docs[_codec.document_key(doc["id"])] = doc
+        if not docs:
             return
-        target = self._collection(collection)
-        for chunk in _chunks(prepared.items()):
-            self._commit_writes(target, chunk, f"write to {name}")
+        # The absolute name the client's own set() sends, less the key (keys never contain "/").
+        path = self._collection(collection).document("-")._document_path[:-1]
+        writes = [self._fit(name, path + key, doc) for key, doc in docs.items()]
+        for chunk in _chunks(writes):
+            self._commit_writes(chunk, f"write to {name}")
 
-    def _commit_writes(self, target: Any, writes: list[tuple[str, dict[str, Any]]], what: str) -> None:
+    def _commit_writes(self, writes: list[Any], what: str) -> None:
         batch = self.client.batch()
-        for key, data in writes:
-            batch.set(target.document(key), data)
+        # The hook set() itself adds through: our Write protobufs are what set() would build.
+        batch._add_write_pbs(writes)
         try:
             self._commit(batch, what)
         except StoreError as error:
@@ -189,22 +192,23 @@ class FirestoreStore:
                 error.transient = False
                 raise
             half = len(writes) // 2
-            self._commit_writes(target, writes[:half], what)
-            self._commit_writes(target, writes[half:], what)
+            self._commit_writes(writes[:half], what)
+            self._commit_writes(writes[half:], what)
 
-    def _fit(self, name: str, key: str, doc: Document) -> tuple[dict[str, Any], int]:
-        """``doc`` in Firestore form, under 1 MiB as Firestore counts (8 bytes per number, where
-        the schema's JSON estimate may count 2): shrunk further by the schema's truncation."""
-        data = self._call(f"encode {name}/{doc['id']}", lambda: _codec.to_firestore(doc))
-        size = _codec.document_size(name, key, data)
-        budget = schema.document_size(doc)
+    def _fit(self, name: str, document_path: str, doc: Document) -> tuple[Any, int]:
+        """``doc``'s Write protobuf and size, under 1 MiB as Firestore counts (8 bytes per number,
+        where the schema's JSON estimate may count 2): shrunk further by the schema's truncation."""
+        what = f"encode {name}/{doc['id']}"
+        write, size = self._call(what, partial(_codec.encode_write, document_path, doc))
+        if size <= _codec.MAX_DOCUMENT_BYTES:
+            return write, size
+        budget = values.document_size(doc)
         for _ in range(4):
-            if size <= _codec.MAX_DOCUMENT_BYTES:
-                return data, size
             budget = int(budget * _codec.MAX_DOCUMENT_BYTES / size * 0.9)
-            doc = schema.truncate_document(doc, budget)
-            data = _codec.to_firestore(doc)
-            size = _codec.document_size(name, key, data)
+            doc = values.truncate_document(doc, budget)
+            write, size = self._call(what, partial(_codec.encode_write, document_path, doc))
+            if size <= _codec.MAX_DOCUMENT_BYTES:
+                return write, size
         raise StoreError(
             f"{name}/{doc['id']}: document is {size} bytes, over Firestore's {_codec.MAX_DOCUMENT_BYTES}-byte limit"
         )
@@ -363,15 +367,15 @@ class FirestoreStore:
         return f"FirestoreStore(prefix={self.prefix!r}, timeout={self.timeout})"
 
 
-def _chunks(items: Iterable[tuple[str, tuple[dict[str, Any], int]]]) -> Iterable[list[tuple[str, dict[str, Any]]]]:
+def _chunks(writes: Iterable[tuple[Any, int]]) -> Iterable[list[Any]]:
     """Groups of at most ``MAX_BATCH_WRITES`` writes and about ``MAX_BATCH_BYTES`` bytes."""
-    chunk: list[tuple[str, dict[str, Any]]] = []
+    chunk: list[Any] = []
     size = 0
-    for key, (data, doc_size) in items:
+    for write, doc_size in writes:
         if chunk and (len(chunk) >= _codec.MAX_BATCH_WRITES or size + doc_size > _codec.MAX_BATCH_BYTES):
             yield chunk
             chunk, size = [], 0
-        chunk.append((key, data))
+        chunk.append(write)
         size += doc_size
     if chunk:
         yield chunk

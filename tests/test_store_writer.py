@@ -1,0 +1,109 @@
+"""StoreWriter's record path (``put``): what the store processors use instead of an OTel batch
+processor. Against a real SQLiteStore; timings are generous bounds, not measurements."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import avalo_otel
+from avalo_otel.store import TELEMETRY_EVENTS, SQLiteStore
+from avalo_otel.store.writer import StoreWriter
+from store_contract import T0, event
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "w.db")
+    yield s
+    s.close()
+
+
+def to_doc(seq: int) -> dict[str, Any]:
+    return event(f"e{seq}", T0 + seq, metadata={"seq": seq})
+
+
+def stored_seqs(store: SQLiteStore) -> list[int]:
+    return sorted(d["metadata"]["seq"] for d in store.query_events(limit=10_000))
+
+
+def test_put_records_are_converted_on_the_writer_thread_and_written_once(store: SQLiteStore) -> None:
+    threads: set[str] = set()
+
+    def convert(seq: int) -> dict[str, Any]:
+        threads.add(threading.current_thread().name)
+        return to_doc(seq)
+
+    writer = StoreWriter(store, name="put", drop_counter=lambda n: None)
+    for seq in range(2500):
+        writer.put(TELEMETRY_EVENTS, seq, convert)
+    assert writer.flush(20)
+    assert stored_seqs(store) == list(range(2500))
+    assert threads == {"avalo-otel-put-writer"}
+    assert writer.shutdown(5) and writer.dropped == 0
+
+
+def test_put_beyond_the_bound_is_dropped_and_counted(store: SQLiteStore) -> None:
+    drops: list[int] = []
+    writer = StoreWriter(store, name="bounded", max_buffer=100, linger_s=30, drop_counter=drops.append)
+    writer.batch_size = 10_000  # nothing leaves before flush: the bound is what decides
+    for seq in range(250):
+        writer.put(TELEMETRY_EVENTS, seq, to_doc)
+    assert writer.flush(20)
+    assert stored_seqs(store) == list(range(100))
+    assert writer.dropped == sum(drops) == 150
+
+
+def test_a_record_that_cannot_be_converted_costs_only_itself(store: SQLiteStore) -> None:
+    drops: list[int] = []
+
+    def convert(seq: int) -> dict[str, Any]:
+        if seq == 7:
+            raise ValueError("odd record")
+        return to_doc(seq)
+
+    writer = StoreWriter(store, name="odd", drop_counter=drops.append)
+    for seq in range(20):
+        writer.put(TELEMETRY_EVENTS, seq, convert)
+    assert writer.flush(20)
+    assert stored_seqs(store) == [s for s in range(20) if s != 7]
+    assert drops == [1] and writer.pending == 0
+
+
+def test_a_partial_batch_waits_its_linger_but_a_full_one_or_a_flush_does_not(store: SQLiteStore) -> None:
+    writer = StoreWriter(store, name="linger", batch_size=50, linger_s=1.5, drop_counter=lambda n: None)
+    writer.put(TELEMETRY_EVENTS, 0, to_doc)
+    time.sleep(0.5)
+    assert stored_seqs(store) == []  # lingering for more
+    deadline = time.monotonic() + 5
+    while not stored_seqs(store) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored_seqs(store) == [0]  # written once the linger ran out, without a flush
+
+    started = time.monotonic()
+    for seq in range(1, 51):  # a full batch: written at once
+        writer.put(TELEMETRY_EVENTS, seq, to_doc)
+    while len(stored_seqs(store)) < 51 and time.monotonic() - started < 5:
+        time.sleep(0.02)
+    assert len(stored_seqs(store)) == 51 and time.monotonic() - started < 1.2
+
+    writer.put(TELEMETRY_EVENTS, 51, to_doc)
+    started = time.monotonic()
+    assert writer.flush(5) and time.monotonic() - started < 1.2
+    assert stored_seqs(store) == list(range(52))
+
+
+def test_configured_store_exporters_honour_the_otel_schedule_delays(
+        configured: Any, tmp_path: Path) -> None:
+    handle = configured(logs_exporters="sqlite", store_path=str(tmp_path / "t.db"),
+                        logs_schedule_delay_ms=60_000, traces_schedule_delay_ms=120_000)
+    avalo_otel.log_telemetry("chat", "chat.send", metadata={"seq": 1})
+    time.sleep(1.0)
+    assert handle.store.query_events(limit=10) == []  # a partial batch waits up to 60 s
+    assert handle.force_flush(10_000)
+    [doc] = handle.store.query_events(limit=10)
+    assert doc["metadata"] == {"seq": 1}
