@@ -103,11 +103,62 @@ def _event_attributes(attributes: Optional[Mapping[str, Any]]) -> tuple[dict[str
     (-1: unknown)."""
     # The SDK's BoundedAttributes keeps a plain dict inside: copying that one runs in C.
     attrs = dict(getattr(attributes, "_dict", attributes)) if attributes else {}
-    split = _split(attrs, scalars_only=True)  # the common case, in one pass
+    keys = tuple(attrs)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        plan = _plan(keys)
+    if plan:  # the commonest case: event fields and plain metadata keys, a key set seen before
+        key_chars, simple = plan
+        chars = _scalar_chars(attrs.values())
+        if chars >= 0:
+            return attrs, {path: attrs[key] for key, path in simple}, 6 * (key_chars + chars) + 32 * len(attrs)
+    split = _split(attrs, scalars_only=True)  # any other flat case, in one pass
     if split is None:
         attrs = json_safe(attrs)
         return attrs, _split(attrs, scalars_only=False)[0], -1  # type: ignore[index]
     return attrs, split[0], split[1]
+
+
+# Per attribute key set (events of one operation share theirs): the key characters and the
+# (key, metadata path) pairs, or False when the keys need ``_split`` (nested or extra keys).
+_PLANS: dict[tuple[Any, ...], Any] = {}
+
+
+def _plan(keys: tuple[Any, ...]) -> Any:
+    prefix, cut = Attr.METADATA_PREFIX, len(Attr.METADATA_PREFIX)
+    simple: list[tuple[str, str]] = []
+    plan: Any = (sum(len(k) for k in keys if type(k) is str), simple)
+    for key in keys:
+        if type(key) is not str:
+            plan = False
+        elif key.startswith(prefix):
+            if "." in key[cut:]:
+                plan = False
+            simple.append((key, key[cut:]))
+        elif key not in _CONSUMED:
+            plan = False
+    if len(_PLANS) >= 1024:  # bounded: attribute keys can be anything
+        _PLANS.clear()
+    _PLANS[keys] = plan
+    return plan
+
+
+def _scalar_chars(values: Any) -> int:
+    """Characters of the text values, or -1 when a value is not a JSON scalar."""
+    chars = 0
+    for item in values:
+        kind = type(item)
+        if kind is str:
+            chars += len(item)
+        elif kind is float:
+            if item - item != 0.0:  # NaN or ±inf
+                return -1
+        elif kind is int:
+            if not -_INT64 <= item < _INT64:
+                return -1
+        elif kind is not bool and item is not None:
+            return -1
+    return chars
 
 
 def _split(attrs: dict[str, Any], scalars_only: bool) -> Optional[tuple[dict[str, Any], int]]:
