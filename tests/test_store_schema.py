@@ -349,3 +349,18 @@ def test_exponential_histogram() -> None:
     assert set(doc["buckets"]) == {"scale", "zeroCount", "positive", "negative"}
     assert sum(doc["buckets"]["positive"]["counts"]) == 4
     json.dumps(doc, allow_nan=False)
+
+
+def test_events_with_one_key_set_and_odd_values_take_the_general_way(logs: Any) -> None:
+    # Documents are built from a plan cached per attribute key set; a value that is not a JSON
+    # scalar (here NaN, then a 70-bit int) in a key set seen before must still be converted.
+    provider, exporter = logs
+    logger = provider.get_logger("x")
+    base = {Attr.DOMAIN: "chat", Attr.OPERATION: "chat.send", "avalo.metadata.n": 1.5, "avalo.metadata.s": "a"}
+    for n in (1.5, float("nan"), 2**70, 2.5):
+        logger.emit(timestamp=1, body="chat.send", attributes={**base, "avalo.metadata.n": n})
+    docs = [event_document(r, SERVICE) for r in exporter.get_finished_logs()]
+    assert [d["metadata"] for d in docs] == [
+        {"n": 1.5, "s": "a"}, {"n": "nan", "s": "a"}, {"n": str(2**70), "s": "a"}, {"n": 2.5, "s": "a"}]
+    for doc in docs:
+        json.dumps(doc, allow_nan=False)
