@@ -19,7 +19,7 @@ import pytest
 from google.api_core.exceptions import ServiceUnavailable
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
-from google.cloud.firestore_v1.batch import WriteBatch
+from google.cloud.firestore_v1.services.firestore.client import FirestoreClient as FirestoreApi
 
 from avalo_otel.store import (
     ALERT_EVENTS, ALERT_RULES, COLLECTIONS, DAY_MS, METRICS, TELEMETRY_EVENTS, TRACES, StoreError,
@@ -72,15 +72,16 @@ class TestFirestoreContract(StoreContract):
 # -- writes ------------------------------------------------------------------------------------
 @pytest.fixture
 def commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of writes in every batch commit made while the test runs."""
+    """The number of writes in every Commit RPC made while the test runs (at the client's API
+    stub, which every commit goes through)."""
     sizes: list[int] = []
-    original = WriteBatch.commit
+    original = FirestoreApi.commit
 
-    def spy(self: WriteBatch, *args: Any, **kwargs: Any) -> Any:
-        sizes.append(len(self._write_pbs))
-        return original(self, *args, **kwargs)
+    def spy(self: FirestoreApi, *args: Any, request: Any = None, **kwargs: Any) -> Any:
+        sizes.append(len(request.writes))
+        return original(self, *args, request=request, **kwargs)
 
-    monkeypatch.setattr(WriteBatch, "commit", spy)
+    monkeypatch.setattr(FirestoreApi, "commit", spy)
     return sizes
 
 

@@ -15,6 +15,7 @@ from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.types import firestore as _firestore_types
 
 from avalo_otel.store import schema, values
 from avalo_otel.store.base import (
@@ -24,6 +25,9 @@ from avalo_otel.store.base import (
 
 from . import _codec
 from ._errors import store_error
+
+_CommitRequest = _firestore_types.CommitRequest
+_CommitRequestPb = _CommitRequest.pb()
 
 __all__ = ["FirestoreStore"]
 
@@ -178,11 +182,15 @@ class FirestoreStore:
             self._commit_writes(chunk, f"write to {name}")
 
     def _commit_writes(self, writes: list[Any], what: str) -> None:
-        batch = self.client.batch()
-        # The hook set() itself adds through: our Write protobufs are what set() would build.
-        batch._add_write_pbs(writes)
+        # Our Write protobufs are what set() would build. Committed as one raw CommitRequest
+        # through the client's own API stub (its channel, metadata, timeout and error mapping):
+        # WriteBatch.commit would convert every write and every result through proto-plus,
+        # a few µs each on the exporter's thread, and we need neither.
+        request = _CommitRequest.wrap(_CommitRequestPb(database=self.client._database_string, writes=writes))
+        api, metadata = self.client._firestore_api, self.client._rpc_metadata
         try:
-            self._commit(batch, what)
+            self._call(what, lambda: api.commit(request=request, metadata=metadata, retry=_NO_RETRY,
+                                                timeout=self.timeout))
         except StoreError as error:
             # Our byte estimate is Firestore's storage formula, not the wire size: if the request
             # still came out too large, halve it rather than retry the same request forever.
