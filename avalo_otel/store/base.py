@@ -47,8 +47,8 @@ class Store(Protocol):
     A store may also have ``max_batch``: the most documents a ``StoreWriter`` should hand
     ``write`` at once (500, Firestore's commit limit, when it has none); and the pair
     ``pack(collection, document) -> item`` / ``write_packed(collection, items)``, which split
-    ``write(…, prepared=True)`` in two so the writer can run the first half (encoding) on the
-    exporting thread while its own thread is in the store."""
+    ``write(…, prepared=True)`` in two so the writer can encode each document as soon as it has
+    made it."""
 
     def write(self, collection: str, documents: Sequence[Document], *, prepared: bool = False) -> None:
         """Upsert documents by ``id`` (idempotent). Raises ``StoreError`` (transient or not).

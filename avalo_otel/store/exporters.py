@@ -145,9 +145,6 @@ class _StoreLogProcessor(LogRecordProcessor):
         # processors have run (the privacy stage, added first, has already redacted it).
         self._put(TELEMETRY_EVENTS, log_record, self._exporter.to_document)
 
-    def emit(self, log_record: Any) -> None:  # the name older SDKs call
-        self.on_emit(log_record)
-
     def shutdown(self) -> None:
         self._exporter.shutdown()
 

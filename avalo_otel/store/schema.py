@@ -36,7 +36,9 @@ from .base import (
     ALERT_EVENTS, ALERT_RULES, METRICS, TELEMETRY_EVENTS, TIME_FIELD, TRACES, Document, StoreError,
     check_collection, expire_at,
 )
-from .values import _INT64, _flat, _record_id, _sized, document_id, json_safe, truncate_document
+from .values import (
+    _copy, _flat, _flat_size, _record_id, _scalar_chars, _sized, document_id, json_safe, truncate_document,
+)
 
 _DOMAINS = frozenset(d.value for d in Domain)
 # The attributes that become document fields (everything else goes to metadata).
@@ -101,8 +103,7 @@ def _event_attributes(attributes: Optional[Mapping[str, Any]]) -> tuple[dict[str
     """A log record's attributes as a JSON-safe dict, its ``metadata`` (``avalo.metadata.a.b`` as
     ``metadata["a"]["b"]``, other non-field keys flat) and ``_flat_size``'s bound of the dict
     (-1: unknown)."""
-    # The SDK's BoundedAttributes keeps a plain dict inside: copying that one runs in C.
-    attrs = dict(getattr(attributes, "_dict", attributes)) if attributes else {}
+    attrs = _copy(attributes)
     keys = tuple(attrs)
     plan = _PLANS.get(keys)
     if plan is None:
@@ -112,15 +113,14 @@ def _event_attributes(attributes: Optional[Mapping[str, Any]]) -> tuple[dict[str
         chars = _scalar_chars(attrs.values())
         if chars >= 0:
             return attrs, {path: attrs[key] for key, path in simple}, 6 * (key_chars + chars) + 32 * len(attrs)
-    split = _split(attrs, scalars_only=True)  # any other flat case, in one pass
-    if split is None:
+    size = _flat_size(attrs)
+    if size < 0:
         attrs = json_safe(attrs)
-        return attrs, _split(attrs, scalars_only=False)[0], -1  # type: ignore[index]
-    return attrs, split[0], split[1]
+    return attrs, _metadata(attrs), size
 
 
 # Per attribute key set (events of one operation share theirs): the key characters and the
-# (key, metadata path) pairs, or False when the keys need ``_split`` (nested or extra keys).
+# (key, metadata path) pairs, or False when the keys need ``_metadata`` (nested or extra keys).
 _PLANS: dict[tuple[Any, ...], Any] = {}
 
 
@@ -143,54 +143,19 @@ def _plan(keys: tuple[Any, ...]) -> Any:
     return plan
 
 
-def _scalar_chars(values: Any) -> int:
-    """Characters of the text values, or -1 when a value is not a JSON scalar."""
-    chars = 0
-    for item in values:
-        kind = type(item)
-        if kind is str:
-            chars += len(item)
-        elif kind is float:
-            if item - item != 0.0:  # NaN or ±inf
-                return -1
-        elif kind is int:
-            if not -_INT64 <= item < _INT64:
-                return -1
-        elif kind is not bool and item is not None:
-            return -1
-    return chars
-
-
-def _split(attrs: dict[str, Any], scalars_only: bool) -> Optional[tuple[dict[str, Any], int]]:
-    """(metadata, size bound); with ``scalars_only``, None as soon as a value is not a JSON scalar."""
+def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     flat: list[str] = []
     nested: list[str] = []
-    prefix, cut, consumed = Attr.METADATA_PREFIX, len(Attr.METADATA_PREFIX), _CONSUMED
-    chars = 0
+    prefix, cut = Attr.METADATA_PREFIX, len(Attr.METADATA_PREFIX)
     for key, item in attrs.items():
-        if scalars_only:  # _flat_size's checks, inline: this loop runs for every event
-            if type(key) is not str:
-                return None
-            kind = type(item)
-            if kind is str:
-                chars += len(item)
-            elif kind is float:
-                if item - item != 0.0:  # NaN or ±inf
-                    return None
-            elif kind is int:
-                if not -_INT64 <= item < _INT64:
-                    return None
-            elif kind is not bool and item is not None:
-                return None
-            chars += len(key)
         if key.startswith(prefix):
             path = key[cut:]
             if "." in path:
                 nested.append(key)
             else:
                 metadata[path] = item
-        elif key not in consumed:
+        elif key not in _CONSUMED:
             flat.append(key)
     # Sorted, after the plain keys, so "a" always lands before "a.b": the outcome never depends
     # on attribute order.
@@ -198,7 +163,7 @@ def _split(attrs: dict[str, Any], scalars_only: bool) -> Optional[tuple[dict[str
         _set_path(metadata, key[cut:], attrs[key])
     for key in sorted(flat):
         metadata.setdefault(key, attrs[key])
-    return metadata, 6 * chars + 32 * len(attrs)
+    return metadata
 
 
 # -- telemetry events --------------------------------------------------------------------------

@@ -204,9 +204,8 @@ class SQLiteStore:
         self.write_packed(collection, rows)
 
     def pack(self, collection: str, document: Document) -> tuple[Any, ...]:
-        """A document from the schema's builders as its table row (columns, then the JSON):
-        the part of a write that needs the GIL, which a ``StoreWriter`` runs on the exporting
-        thread. (The builders give every column field, already of its column's type.)"""
+        """A document from the schema's builders as its table row (columns, then the JSON).
+        (The builders give every column field, already of its column's type.)"""
         return (*_GETTERS[collection](document), _encode(document))
 
     def write_packed(self, collection: str, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -72,35 +72,44 @@ def _plain(mapping: dict) -> bool:
 def _flat_size(mapping: dict) -> int:
     """An upper bound of the compact JSON size (bytes) of a flat mapping of JSON scalars, or -1
     when it is not one (then ``json_safe`` has work to do and the size must be measured)."""
+    if mapping and set(map(type, mapping)) != _STR_ONLY:
+        return -1
+    chars = _scalar_chars(mapping.values())
+    # 6 bytes per character covers the worst escape (\u001f); 32 per entry covers quotes, colon,
+    # comma and any number's digits.
+    return -1 if chars < 0 else 6 * (sum(map(len, mapping)) + chars) + 32 * len(mapping)
+
+
+_STR_ONLY = {str}
+
+
+def _scalar_chars(values: Any) -> int:
+    """Characters of the text values, or -1 when a value is not a JSON scalar."""
     chars = 0
-    for key, item in mapping.items():
+    for item in values:
         kind = type(item)
-        if type(key) is not str:
-            return -1
         if kind is str:
-            chars += len(key) + len(item)
-        elif kind is bool or item is None:
-            chars += len(key)
-        elif kind is int:
-            if not -_INT64 <= item < _INT64:
-                return -1
-            chars += len(key)
+            chars += len(item)
         elif kind is float:
             if item - item != 0.0:  # NaN or ±inf: not JSON
                 return -1
-            chars += len(key)
-        else:
+        elif kind is int:
+            if not -_INT64 <= item < _INT64:
+                return -1
+        elif kind is not bool and item is not None:
             return -1
-    # 6 bytes per character covers the worst escape (\u001f); 32 per entry covers quotes, colon,
-    # comma and any number's digits.
-    return 6 * chars + 32 * len(mapping)
+    return chars
+
+
+def _copy(attributes: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    # The SDK's BoundedAttributes keeps a plain dict inside; copying that one runs in C, where
+    # dict(mapping) would call back into Python for every item.
+    return dict(getattr(attributes, "_dict", attributes)) if attributes else {}
 
 
 def _flat(attributes: Optional[Mapping[str, Any]]) -> tuple[dict[str, Any], int]:
     """OTel attributes as a JSON-safe dict, with ``_flat_size``'s bound (-1: not flat scalars)."""
-    # The SDK's BoundedAttributes keeps a plain dict inside; copying that one runs in C, where
-    # dict(mapping) would call back into Python for every item.
-    attrs = dict(getattr(attributes, "_dict", attributes)) if attributes else {}
+    attrs = _copy(attributes)
     size = _flat_size(attrs)  # the common case: nothing to convert, and the size is bounded
     return (attrs, size) if size >= 0 else (json_safe(attrs), -1)
 

@@ -29,8 +29,8 @@ from .base import Document, Store, StoreError, check_collection
 _log = logging.getLogger("avalo_otel")
 _writers: "weakref.WeakSet[StoreWriter]" = weakref.WeakSet()
 # (collection, item, stage): stage is None for a plain document (the store prepares it),
-# ``_ready`` for a prepared one, ``_packed`` for one the store has packed (see ``Store.pack``),
-# else the function making a prepared document of the item (an SDK log record or span).
+# ``_packed`` for one the store has packed (see ``Store.pack``), else the function making a
+# prepared document of the item (an SDK log record or span; ``_ready`` for a prepared document).
 _Entry = tuple[str, Any, Optional[Callable[[Any], Any]]]
 
 
@@ -44,7 +44,7 @@ def _packed(row: Any) -> Any:
 
 def _stage(entry: _Entry) -> Any:
     stage = entry[2]
-    return stage if stage is None or stage is _ready or stage is _packed else "record"
+    return stage if stage is None or stage is _packed else "record"  # (a prepared document too)
 
 
 class StoreWriter:
@@ -97,21 +97,11 @@ class StoreWriter:
         ``prepared``: they come from the schema's builders (see ``Store.write``)."""
         check_collection(collection)
         # The store prepares documents as it writes them (JSON-safe, sized); only what would
-        # make a whole batch fail is caught here, per document. Prepared documents are packed
-        # here when the store can: on the exporting thread, while the writer's thread is in the
-        # store (without the GIL, for SQLite).
+        # make a whole batch fail is caught here, per document.
         queued, invalid = [], 0
-        pack = self._pack if prepared else None
         for doc in documents:
             if isinstance(doc, Mapping) and doc.get("id") not in (None, ""):
-                if pack is None:
-                    queued.append((collection, doc, _ready if prepared else None))
-                    continue
-                try:
-                    queued.append((collection, pack(collection, doc), _packed))
-                except Exception as exc:  # noqa: BLE001 - one odd document must not cost the rest
-                    invalid += 1
-                    _log.warning("avalo-otel: %s exporter skipped a document it could not encode: %s", self.name, exc)
+                queued.append((collection, doc, _ready if prepared else None))
             else:
                 invalid += 1
                 _log.warning("avalo-otel: %s exporter skipped a document without an id", self.name)
@@ -240,8 +230,10 @@ class StoreWriter:
         return batch
 
     def _convert(self, batch: list[_Entry]) -> list[_Entry]:
-        """Records made documents (packed, if the store packs), once: a batch put back after a
-        failed write stays converted."""
+        """Records (and prepared documents) made what the store writes, once: a batch put back
+        after a failed write stays converted. A store that packs gets each document packed right
+        after it is made, while it is still in the CPU's cache (measurably faster than packing a
+        whole batch of documents afterwards)."""
         if _stage(batch[0]) != "record":
             return batch
         converted, failed = [], None
