@@ -1,10 +1,10 @@
-"""Store export throughput and app-thread cost, as RATIOS against raw clients in the same run.
+"""Store export throughput, as RATIOS against raw clients writing the same documents in the same run.
 
-    python benchmarks/bench_store.py [--repeats 5] [--docs 3000] [--sqlite-docs 20000] [--calls 5000]
-                                     [--warmup 40] [--verbose] [--only firestore|sqlite|app ...]
+    python benchmarks/bench_store.py [--repeats 5] [--docs 3000] [--sqlite-docs 20000]
+                                     [--warmup 40] [--verbose] [--only firestore|sqlite ...]
 
-Starts its own Firestore emulator (Google's jar, as ``tests/firestore_emulator.py`` does) on a free
-loopback port and stops it at the end. Only ratios are meant to be compared across runs: arms run
+Starts its own Firestore emulator (``_emulator.py``: Google's jar, as the tests start it) on a
+free loopback port and stops it at the end. Only ratios are meant to be compared across runs: arms run
 in the same process, repeats interleaved (the order of the arms alternates), each figure is the
 median over the repeats; "paired", the median of the per-repeat ratios, is held to the target
 (the arms of one repeat ran back to back, so drift between repeats cancels out of it), and "of
@@ -26,12 +26,8 @@ medians" is printed as a check.
 The emulator's JVM is pinned to the last CPU and this process to the others (``pin_apart``): in
 production Firestore is remote, and on 2 cores the JVM would otherwise share the measured CPU.
 
-(3) App-thread cost: CPU time of the app's thread per ``log_telemetry`` call, configured with
-    ``logs_exporters="firestore"``, divided by the same configured with no log exporter. The two
-    configurations alternate (configure … shutdown) once per repeat. Also printed, without a
-    target: the wall time of the same tight loop, which includes whatever the exporter's threads
-    and the emulator (a JVM on the same two cores) take from it, and the CPU the other threads
-    spent per event until everything was exported.                          target <= 1.1
+(3), the app thread's cost of ``log_telemetry`` with the Firestore exporter attached, is
+``bench_app_thread.py``.
 
 Exit status 1 if any ratio misses its target or any document went missing.
 """
@@ -39,10 +35,8 @@ Exit status 1 if any ratio misses its target or any document went missing.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
-import os
 import sqlite3
 import statistics
 import sys
@@ -51,21 +45,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from firestore_emulator import FirestoreEmulator  # noqa: E402  (tests/ helper, reused)
+from _emulator import FirestoreEmulator, running_emulator
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
 parser.add_argument("--repeats", type=int, default=5)
 parser.add_argument("--docs", type=int, default=3000, help="documents per Firestore run")
 parser.add_argument("--sqlite-docs", type=int, default=20000, help="documents per SQLite run")
-parser.add_argument("--calls", type=int, default=5000, help="log_telemetry calls per app-thread run")
 parser.add_argument("--warmup", type=float, default=40, help="seconds of untimed writes to warm the emulator up")
 parser.add_argument("--verbose", action="store_true", help="print every Firestore run")
-parser.add_argument("--only", choices=("firestore", "sqlite", "app"), action="append",
-                    help="run only these parts (repeatable); default: all three")
+parser.add_argument("--only", choices=("firestore", "sqlite"), action="append",
+                    help="run only this part (repeatable); default: both")
 ARGS = parser.parse_args()
-# Read when each BatchLogRecordProcessor is built: room for a whole phase, so nothing is dropped.
-os.environ["OTEL_BLRP_MAX_QUEUE_SIZE"] = str(ARGS.calls * 2 + 4096)
 
 import avalo_otel  # noqa: E402
 from google.auth.credentials import AnonymousCredentials  # noqa: E402
@@ -75,9 +65,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 
 from avalo_otel.store import SQLiteStore, event_document  # noqa: E402
 from avalo_otel.store.exporters import StoreLogExporter  # noqa: E402
-from avalo_otel.store.writer import writers as store_writers  # noqa: E402
 from avalo_otel_exporter_firestore import FirestoreStore  # noqa: E402
-from avalo_otel_exporter_firestore import otel as firestore_otel  # noqa: E402
 
 logging.getLogger("avalo_otel").setLevel(logging.ERROR)
 perf = time.perf_counter
@@ -85,17 +73,6 @@ SERVICE = "bench-store"
 CHUNK = 512  # what BatchLogRecordProcessor hands an exporter at most
 BATCH = 500  # Firestore's commit limit; the raw arms use it too
 PROBLEMS: list[str] = []
-
-
-class QueueFull(logging.Handler):
-    drops = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "Queue full" in record.getMessage() or "dropped" in record.getMessage():
-            QueueFull.drops += 1
-
-
-logging.getLogger("opentelemetry").addHandler(QueueFull())
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -181,68 +158,9 @@ def count_firestore(client: Any) -> int:
     return int(result[0][0].value)
 
 
-# -- (3) app-thread cost ------------------------------------------------------------------------
-def wait_idle(pid: int, timeout: float = 10.0) -> None:
-    """Until the process (the emulator) has used under 20 ms of CPU in 0.25 s: what it still does
-    for an earlier run (JIT, GC, compaction) must not land in the next one's timing."""
-    def cpu() -> int:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    tick, deadline = os.sysconf("SC_CLK_TCK"), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        before = cpu()
-        time.sleep(0.25)
-        if (cpu() - before) / tick < 0.02:
-            return
-
-
-def app_thread(exporter: bool, calls: int, emulator_pid: int) -> tuple[float, float, float]:
-    """Per log_telemetry call, configured with or without the exporter: ns of CPU time on the
-    app's thread, ns of wall time on it, and ns of CPU time the rest of the process spent until
-    everything was exported (the batch processor's and the writer's threads)."""
-    handle = avalo_otel.configure(environ={}, traces_exporters=(), metrics_exporters=(),
-                                  logs_exporters=("firestore",) if exporter else (),
-                                  pseudonym_key="bench", metric_readers=[InMemoryMetricReader()])
-    log = avalo_otel.log_telemetry
-    for i in range(500):  # warm-up: caches, first export, the gRPC channel
-        log("chat", "chat.send", actor_id="user-1", latency_ms=12.0, metadata={"messageType": "text", "seq": i})
-    handle.force_flush()
-    wait_idle(emulator_pid)
-    gc.collect()
-    gc.disable()
-    try:
-        process0, cpu0, t0 = time.process_time_ns(), time.thread_time_ns(), time.perf_counter_ns()
-        for i in range(calls):
-            log("chat", "chat.send", actor_id="user-1", latency_ms=12.0, metadata={"messageType": "text", "seq": i})
-        wall, cpu = time.perf_counter_ns() - t0, time.thread_time_ns() - cpu0
-        flush_cpu0 = time.thread_time_ns()
-        handle.force_flush(60_000)  # the backlog is delivered here (untimed for the app thread)
-        for writer in store_writers():
-            writer.flush(60)
-        process = time.process_time_ns() - process0 - (time.thread_time_ns() - flush_cpu0)
-    finally:
-        gc.enable()
-    handle.shutdown()
-    return cpu / calls, wall / calls, (process - cpu) / calls
-
-
 # -- main ---------------------------------------------------------------------------------------
 def median_ratio(num: list[float], den: list[float]) -> tuple[float, float]:
     return statistics.median(num) / statistics.median(den), statistics.median(a / b for a, b in zip(num, den))
-
-
-def pin_apart(emulator: FirestoreEmulator) -> None:
-    """The emulator stands in for a remote service: keep its JVM on the last CPU and this process
-    on the others, so its work (hundreds of µs per document) does not land on the measured
-    threads' CPU. Both arms of every ratio run under the same placement."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2 or emulator.process is None:
-        return
-    for tid in os.listdir(f"/proc/{emulator.process.pid}/task"):
-        os.sched_setaffinity(int(tid), {cpus[-1]})
-    for tid in os.listdir("/proc/self/task"):
-        os.sched_setaffinity(int(tid), set(cpus[:-1]))
 
 
 def run_firestore(emulator: FirestoreEmulator, results: dict[str, list[float]]) -> None:
@@ -303,60 +221,25 @@ def run_sqlite(tmp: Path, results: dict[str, list[float]]) -> None:
                 print(f"  repeat {rep} {name}: {len(sq_records) / elapsed:,.0f} events/s", flush=True)
 
 
-def run_app(emulator: FirestoreEmulator, results: dict[str, list[float]]) -> None:
-    """(3): log_telemetry with the Firestore exporter attached or not, alternating."""
-    os.environ["AVALO_OTEL_FIRESTORE_PROJECT"] = emulator.project_id()
-    firestore_otel._shared = None  # the entry-point exporters' store, built from the environment
-    pid = emulator.process.pid if emulator.process is not None else os.getpid()
-    app_thread(True, min(ARGS.calls, 2000), pid)  # warm-up round
-    app_thread(False, min(ARGS.calls, 2000), pid)
-    for rep in range(ARGS.repeats):
-        for with_exporter in ((True, False) if rep % 2 == 0 else (False, True)):
-            arm = "with" if with_exporter else "without"
-            cpu, wall, background = app_thread(with_exporter, ARGS.calls, pid)
-            results[f"app_{arm}"].append(cpu)
-            results[f"wall_{arm}"].append(wall)
-            results[f"bg_{arm}"].append(background)
-    if QueueFull.drops:
-        PROBLEMS.append(f"{QueueFull.drops} drop warnings from the batch processors")
-
-
 def main() -> int:
     started = time.monotonic()
-    parts = ARGS.only or ["firestore", "sqlite", "app"]
-    results: dict[str, list[float]] = {k: [] for k in (
-        "fs_ours", "fs_raw", "sq_ours", "sq_raw", "app_with", "app_without", "wall_with", "wall_without",
-        "bg_with", "bg_without")}
+    parts = ARGS.only or ["firestore", "sqlite"]
+    results: dict[str, list[float]] = {k: [] for k in ("fs_ours", "fs_raw", "sq_ours", "sq_raw")}
     if "sqlite" in parts:  # first, before the emulator (a JVM, busy after writes) takes a core
         run_sqlite(Path(tempfile.mkdtemp(prefix="bench-store-")), results)
-    emulator = FirestoreEmulator(Path(tempfile.mkdtemp(prefix="bench-firestore-")))
-    needs_emulator = "firestore" in parts or "app" in parts
-    if needs_emulator:
-        emulator.start()
-        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-        pin_apart(emulator)
-    try:
-        if "firestore" in parts:
+    host = None
+    if "firestore" in parts:
+        with running_emulator() as emulator:
+            host = emulator.host
             run_firestore(emulator, results)
-        if "app" in parts:
-            run_app(emulator, results)
-    finally:
-        if needs_emulator:
-            emulator.stop()
 
     print(f"\n{ARGS.repeats} interleaved repeats, {time.monotonic() - started:.0f}s, Python {sys.version.split()[0]}"
-          + (f"; Firestore emulator on {emulator.host}" if needs_emulator else "") + "\n")
+          + (f"; Firestore emulator on {host}" if host else "") + "\n")
     rows = [
         ("fs_ours", f"Firestore: our exporter path ({ARGS.docs} docs)", "events/s"),
         ("fs_raw", "Firestore: raw client, batch() set x500 + commit", "events/s"),
         ("sq_ours", f"SQLite: our exporter path ({ARGS.sqlite_docs} docs)", "events/s"),
         ("sq_raw", "SQLite: raw sqlite3 executemany x500 per txn", "events/s"),
-        ("app_with", f"log_telemetry, Firestore exporter attached ({ARGS.calls} calls): app-thread CPU", "ns/call"),
-        ("app_without", "log_telemetry, no exporter: app-thread CPU", "ns/call"),
-        ("wall_with", "  (info) the same, wall time of the loop, Firestore exporter", "ns/call"),
-        ("wall_without", "  (info) the same, wall time of the loop, no exporter", "ns/call"),
-        ("bg_with", "  (info) CPU of the other threads until exported, exporter", "ns/call"),
-        ("bg_without", "  (info) CPU of the other threads, no exporter", "ns/call"),
     ]
     print(f"{'arm':<74}{'median':>12}{'min':>12}{'max':>12}")
     for key, label, unit in rows:
@@ -367,8 +250,6 @@ def main() -> int:
     checks = [  # label, num, den, target, higher is better
         ("(1) Firestore: ours / raw client (events/s)", "fs_ours", "fs_raw", 0.8, True),
         ("(2) SQLite: ours / raw sqlite3 (events/s)", "sq_ours", "sq_raw", 0.8, True),
-        ("(3) app thread: with Firestore exporter / none", "app_with", "app_without", 1.1, False),
-        ("  (info) tight-loop wall time, with / none", "wall_with", "wall_without", None, False),
     ]
     print(f"\n{'ratio':<54}{'of medians':>11}{'paired':>8}{'target':>10}")
     missed = 0
@@ -376,9 +257,6 @@ def main() -> int:
         if not results[num]:
             continue
         value, paired = median_ratio(results[num], results[den])
-        if target is None:
-            print(f"{label:<54}{value:>11.2f}{paired:>8.2f}")
-            continue
         ok = paired >= target if higher else paired <= target
         missed += not ok
         print(f"{label:<54}{value:>11.2f}{paired:>8.2f}{('>= ' if higher else '<= ') + str(target):>10}  "
