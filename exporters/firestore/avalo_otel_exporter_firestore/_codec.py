@@ -17,7 +17,6 @@ from typing import Any, Mapping
 from google.cloud.firestore_v1._helpers import encode_value
 from google.cloud.firestore_v1.types import document as _document
 from google.cloud.firestore_v1.types import write as _write
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from avalo_otel.store.base import Document, StoreError
 
@@ -117,21 +116,26 @@ class UnstorableValue(ValueError):
         self.path, self.reason = path, reason
 
 
-def encode_write(document_path: str, document: Mapping[str, Any]) -> tuple[Any, int]:
+def encode_write(document_path: str, document: Mapping[str, Any], write: Any = None) -> tuple[Any, int]:
     """The raw ``Write`` protobuf replacing the document at ``document_path`` (absolute, as the
     client's ``DocumentReference._document_path``) with ``document``, and the document's size by
     Firestore's formula. Stored as ``batch.set()`` would store it after these rewrites: keys by
     ``firestore_key``, an array inside an array as ``{"values": [...]}``, a numeric top-level
-    ``expireAt`` (epoch ms) as a timestamp, which Firestore's TTL policy needs."""
+    ``expireAt`` (epoch ms) as a timestamp, which Firestore's TTL policy needs.
+
+    ``write``: an empty Write to fill (say, a commit request's ``writes.add()``) instead of a
+    new one."""
     expire = document.get(EXPIRE_FIELD)
     ms = _expire_ms(expire) if isinstance(expire, (int, float)) and not isinstance(expire, bool) else None
-    write = _Write()
+    if write is None:
+        write = _Write()
     update = write.update
     update.name = document_path
     size = _fill_map(update, document)
     if ms is not None:
         seconds, millis = divmod(ms, 1000)  # a timestamp counts 8 bytes like the number: same size
-        update.fields[EXPIRE_FIELD].timestamp_value.CopyFrom(Timestamp(seconds=seconds, nanos=millis * 1_000_000))
+        stamp = update.fields[EXPIRE_FIELD].timestamp_value
+        stamp.seconds, stamp.nanos = seconds, millis * 1_000_000
     # Firestore counts the name as its collection and document ids (not the project/database).
     ids = document_path.split("/documents/", 1)[-1].split("/")
     return write, size + sum(_string_size(i) for i in ids) + 16 + 32

@@ -177,49 +177,82 @@ class FirestoreStore:
             return
         # The absolute name the client's own set() sends, less the key (keys never contain "/").
         path = self._collection(collection).document("-")._document_path[:-1]
-        writes = [self._fit(name, path + key, doc) for key, doc in docs.items()]
-        for chunk in _chunks(writes):
-            self._commit_writes(chunk, f"write to {name}")
+        what = f"write to {name}"
+        for request in self._requests(name, path, docs):
+            self._commit_request(request, what)
 
-    def _commit_writes(self, writes: list[Any], what: str) -> None:
-        # Our Write protobufs are what set() would build. Committed as one raw CommitRequest
-        # through the client's own API stub (its channel, metadata, timeout and error mapping):
-        # WriteBatch.commit would convert every write and every result through proto-plus,
-        # a few µs each on the exporter's thread, and we need neither.
-        request = _CommitRequest.wrap(_CommitRequestPb(database=self.client._database_string, writes=writes))
+    def _requests(self, name: str, path: str, docs: Mapping[str, Document]) -> list[Any]:
+        """Raw CommitRequests for ``docs``: at most 500 writes and about ``MAX_BATCH_BYTES`` each.
+        Every document is encoded straight into its request; a request made from finished
+        writes would copy each one (~5 µs per document on the exporter's thread)."""
+        database = self.client._database_string
+        requests: list[Any] = []
+        request, size = None, 0
+        for key, doc in docs.items():
+            if request is None or len(request.writes) >= _codec.MAX_BATCH_WRITES:
+                request, size = _CommitRequestPb(database=database), 0
+                requests.append(request)
+            doc_size = self._fit(name, path + key, doc, request.writes)
+            if size and size + doc_size > _codec.MAX_BATCH_BYTES:  # opens the next request
+                moved = request.writes.pop()
+                request, size = _CommitRequestPb(database=database), 0
+                request.writes.append(moved)
+                requests.append(request)
+            size += doc_size
+        return requests
+
+    def _commit_request(self, request: Any, what: str) -> None:
+        # Committed through the client's own API stub (its channel, metadata, timeout and error
+        # mapping): WriteBatch.commit would convert every write and every result through
+        # proto-plus, a few µs each on the exporter's thread, and we need neither.
         api, metadata = self.client._firestore_api, self.client._rpc_metadata
+        wrapped = _CommitRequest.wrap(request)
         try:
-            self._call(what, lambda: api.commit(request=request, metadata=metadata, retry=_NO_RETRY,
+            self._call(what, lambda: api.commit(request=wrapped, metadata=metadata, retry=_NO_RETRY,
                                                 timeout=self.timeout))
         except StoreError as error:
             # Our byte estimate is Firestore's storage formula, not the wire size: if the request
             # still came out too large, halve it rather than retry the same request forever.
             if not _too_large(error.__cause__):
                 raise
+            writes = request.writes
             if len(writes) == 1:
                 error.transient = False
                 raise
             half = len(writes) // 2
-            self._commit_writes(writes[:half], what)
-            self._commit_writes(writes[half:], what)
+            for part in (writes[:half], writes[half:]):
+                smaller = _CommitRequestPb(database=request.database)
+                smaller.writes.extend(part)
+                self._commit_request(smaller, what)
 
-    def _fit(self, name: str, document_path: str, doc: Document) -> tuple[Any, int]:
-        """``doc``'s Write protobuf and size, under 1 MiB as Firestore counts (8 bytes per number,
-        where the schema's JSON estimate may count 2): shrunk further by the schema's truncation."""
+    def _fit(self, name: str, document_path: str, doc: Document, writes: Any) -> int:
+        """Adds ``doc``'s Write to ``writes`` (a request's repeated field) and returns its size,
+        under 1 MiB as Firestore counts (8 bytes per number, where the schema's JSON estimate may
+        count 2): shrunk further by the schema's truncation."""
         what = f"encode {name}/{doc['id']}"
-        write, size = self._call(what, partial(_codec.encode_write, document_path, doc))
+        size = self._encode(what, document_path, doc, writes)
         if size <= _codec.MAX_DOCUMENT_BYTES:
-            return write, size
+            return size
         budget = values.document_size(doc)
         for _ in range(4):
+            del writes[-1]
             budget = int(budget * _codec.MAX_DOCUMENT_BYTES / size * 0.9)
             doc = values.truncate_document(doc, budget)
-            write, size = self._call(what, partial(_codec.encode_write, document_path, doc))
+            size = self._encode(what, document_path, doc, writes)
             if size <= _codec.MAX_DOCUMENT_BYTES:
-                return write, size
+                return size
+        del writes[-1]
         raise StoreError(
             f"{name}/{doc['id']}: document is {size} bytes, over Firestore's {_codec.MAX_DOCUMENT_BYTES}-byte limit"
         )
+
+    def _encode(self, what: str, document_path: str, doc: Document, writes: Any) -> int:
+        write = writes.add()
+        try:
+            return self._call(what, partial(_codec.encode_write, document_path, doc, write))[1]
+        except StoreError:
+            del writes[-1]  # (half-filled)
+            raise
 
     def put_alert_rule(self, rule: Document) -> None:
         """Create or replace a rule (by ``id``; ``enabled`` and ``updatedAt`` defaulted)."""
@@ -373,20 +406,6 @@ class FirestoreStore:
 
     def __repr__(self) -> str:
         return f"FirestoreStore(prefix={self.prefix!r}, timeout={self.timeout})"
-
-
-def _chunks(writes: Iterable[tuple[Any, int]]) -> Iterable[list[Any]]:
-    """Groups of at most ``MAX_BATCH_WRITES`` writes and about ``MAX_BATCH_BYTES`` bytes."""
-    chunk: list[Any] = []
-    size = 0
-    for write, doc_size in writes:
-        if chunk and (len(chunk) >= _codec.MAX_BATCH_WRITES or size + doc_size > _codec.MAX_BATCH_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(write)
-        size += doc_size
-    if chunk:
-        yield chunk
 
 
 def _too_large(exc: Optional[BaseException]) -> bool:
