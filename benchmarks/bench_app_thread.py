@@ -14,20 +14,20 @@ the last CPU, this process to the others) and stops it at the end.
     calls are microseconds apart, so the host's drift (these shared 2-vCPU VMs run the same loop
     up to ±40 % slower or faster from one second to the next) cancels out: this is what the call
     itself costs the app thread.                                           target <= 1.1
-(3b) Separate runs. ``configure`` with the exporter, ``--calls`` calls, ``shutdown``; the same with
-    none; the order alternates every repeat. This also holds what the exporter's threads do to
-    the app thread while it runs: caches they evict, GIL handoffs, and the records kept alive
-    until they are written. Host noise only ever adds time and single runs differ by tens of
-    percent, so the held figure is the ratio of each arm's fastest run (the median of
-    per-repeat ratios is printed beside it).                               target <= 1.1
-A/A control: (3)'s method with both arms the pipeline without an exporter. It is printed, not
-held: a value near 1.00 shows what the method resolves in this run.
+(3b) Separate runs, printed without a target. ``configure`` with the exporter, ``--calls`` calls,
+    ``shutdown``; the same with none; the order alternates every repeat. This also holds what the
+    exporter's threads do to the app thread while it runs: caches they evict and GIL handoffs.
+    Two arms that are both without exporter come out 0.70-1.50 apart from one repeat to the next
+    here, so a 10 % target cannot be told from noise this way: printed are the ratio of each
+    arm's fastest run (host noise only ever adds time) and the median of per-repeat ratios.
+A/A control: (3)'s method with both arms the pipeline without an exporter. A value near 1.00
+shows what the method resolves in this run; off by more than 0.03, the run counts as disturbed.
 
 Also printed, without targets: the wall time of (3b)'s loops, which includes whatever the
 exporter's threads and the emulator (a JVM on the same two CPUs) take from the app while they hold
 the GIL or a core, and the CPU the other threads spent per event until everything was exported.
 
-Exit status 1 if a ratio misses its target or an event was dropped.
+Exit status 1 if (3) misses its target, the A/A control is off or an event was dropped.
 """
 
 from __future__ import annotations
@@ -198,8 +198,8 @@ def main() -> int:
         ("(3) interleaved, paired median: exporter / none", paired("il_with", "il_without"),
          f"of medians {statistics.median(results['il_with']) / statistics.median(results['il_without']):.2f}", 1.1),
         ("  A/A control, paired median", paired("aa_a", "aa_b"), "", None),
-        ("(3b) separate runs, fastest runs: exporter / none", best("sep_with", "sep_without"),
-         f"paired median {paired('sep_with', 'sep_without'):.2f}", 1.1),
+        ("  (info) (3b) separate runs, fastest: exporter / none", best("sep_with", "sep_without"),
+         f"paired median {paired('sep_with', 'sep_without'):.2f}", None),
         ("  (info) (3b) wall time, paired median", paired("wall_with", "wall_without"), "", None),
     ]
     print(f"\n{'ratio':<54}{'value':>8}{'target':>10}")
@@ -210,6 +210,9 @@ def main() -> int:
             missed += value > target
             verdict = f"{'<= ' + str(target):>10}  {'OK' if value <= target else 'MISS'}"
         print(f"{label:<54}{value:>8.2f}{verdict}{'   (' + beside + ')' if beside else ''}")
+    control = paired("aa_a", "aa_b")
+    if abs(control - 1) > 0.03:
+        PROBLEMS.append(f"A/A control {control:.2f}: this run could not resolve a few percent; run it again")
     print("\nno events dropped" if not PROBLEMS else "\nPROBLEMS:\n  " + "\n  ".join(PROBLEMS))
     return 1 if missed or PROBLEMS else 0
 
