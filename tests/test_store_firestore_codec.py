@@ -233,3 +233,50 @@ def test_over_limit_documents_are_truncated_or_rejected(store: FirestoreStore, r
         store.write(TELEMETRY_EVENTS, [event("ok", T0), event("huge", T0, domain=[7] * 225_000)])
     assert not info.value.transient
     assert [s.id for s in raw.collection(TELEMETRY_EVENTS).stream()] == ["fits"]
+
+
+# -- commit requests --------------------------------------------------------------------------------
+PATH = "projects/p/databases/(default)/documents/telemetry_events/"
+
+
+def _names(requests: list[Any]) -> list[list[str]]:
+    return [[w.update.name.rsplit("/", 1)[-1] for w in request.writes] for request in requests]
+
+
+def test_commit_requests_hold_at_most_500_writes_each_in_order() -> None:
+    docs = {f"e{i:04}": event(f"e{i:04}", T0) for i in range(1200)}
+    requests = _codec.commit_requests("projects/p/databases/(default)", PATH, docs, "telemetry_events")
+    assert [len(r.writes) for r in requests] == [500, 500, 200]
+    assert [key for names in _names(requests) for key in names] == list(docs)
+    assert {r.database for r in requests} == {"projects/p/databases/(default)"}
+    # Each write is what encode_write makes of its document on its own.
+    assert requests[1].writes[7] == _codec.encode_write(PATH + "e0507", docs["e0507"])[0]
+
+
+def test_commit_requests_split_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = {f"b{i}": event(f"b{i}", T0, metadata={"blob": "x" * 3000}) for i in range(10)}
+    size = _codec.encode_write(PATH + "b0", docs["b0"])[1]
+    monkeypatch.setattr(_codec, "MAX_BATCH_BYTES", size * 3 + 10)
+    requests = _codec.commit_requests("db", PATH, docs, "telemetry_events")
+    assert _names(requests) == [["b0", "b1", "b2"], ["b3", "b4", "b5"], ["b6", "b7", "b8"], ["b9"]]
+
+
+def test_a_document_that_cannot_be_encoded_leaves_no_half_written_write() -> None:
+    docs = {"ok": event("ok", T0), "bad": event("bad", T0, metadata={"n": 2 ** 63}), "after": event("after", T0)}
+    with pytest.raises(StoreError, match="telemetry_events/bad"):
+        _codec.commit_requests("db", PATH, docs, "telemetry_events")
+    writes = _codec.commit_requests("db", PATH, {"ok": docs["ok"]}, "telemetry_events")[0].writes
+    with pytest.raises(StoreError, match="telemetry_events/bad"):
+        _codec._fit("telemetry_events", PATH + "bad", docs["bad"], writes)
+    assert len(writes) == 1
+    fit = _codec._fit("telemetry_events", PATH + "huge", event("huge", T0, metadata={"counts": [7] * 225_000}), writes)
+    assert len(writes) == 2 and fit <= _codec.MAX_DOCUMENT_BYTES  # truncated: one write, not the oversized too
+    assert writes[1].update.fields["truncated"].boolean_value is True
+
+
+def test_halves_split_a_request_without_losing_a_write() -> None:
+    docs = {f"h{i}": event(f"h{i}", T0) for i in range(7)}
+    (request,) = _codec.commit_requests("db", PATH, docs, "telemetry_events")
+    first, second = _codec.halves(request)
+    assert _names([first, second]) == [["h0", "h1", "h2"], ["h3", "h4", "h5", "h6"]]
+    assert first.database == second.database == "db"

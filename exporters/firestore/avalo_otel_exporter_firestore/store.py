@@ -7,8 +7,7 @@ import re
 import threading
 import time
 import weakref
-from functools import partial
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
@@ -17,7 +16,7 @@ from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import firestore as _firestore_types
 
-from avalo_otel.store import schema, values
+from avalo_otel.store import schema
 from avalo_otel.store.base import (
     ALERT_EVENTS, ALERT_RULES, COLLECTIONS, METRICS, TIME_FIELD, TELEMETRY_EVENTS, TRACES, Document,
     StoreError, check_collection,
@@ -27,7 +26,6 @@ from . import _codec
 from ._errors import store_error
 
 _CommitRequest = _firestore_types.CommitRequest
-_CommitRequestPb = _CommitRequest.pb()
 
 __all__ = ["FirestoreStore"]
 
@@ -178,28 +176,8 @@ class FirestoreStore:
         # The absolute name the client's own set() sends, less the key (keys never contain "/").
         path = self._collection(collection).document("-")._document_path[:-1]
         what = f"write to {name}"
-        for request in self._requests(name, path, docs):
+        for request in _codec.commit_requests(self.client._database_string, path, docs, name):
             self._commit_request(request, what)
-
-    def _requests(self, name: str, path: str, docs: Mapping[str, Document]) -> list[Any]:
-        """Raw CommitRequests for ``docs``: at most 500 writes and about ``MAX_BATCH_BYTES`` each.
-        Every document is encoded straight into its request; a request made from finished
-        writes would copy each one (~5 µs per document on the exporter's thread)."""
-        database = self.client._database_string
-        requests: list[Any] = []
-        request, size = None, 0
-        for key, doc in docs.items():
-            if request is None or len(request.writes) >= _codec.MAX_BATCH_WRITES:
-                request, size = _CommitRequestPb(database=database), 0
-                requests.append(request)
-            doc_size = self._fit(name, path + key, doc, request.writes)
-            if size and size + doc_size > _codec.MAX_BATCH_BYTES:  # opens the next request
-                moved = request.writes.pop()
-                request, size = _CommitRequestPb(database=database), 0
-                request.writes.append(moved)
-                requests.append(request)
-            size += doc_size
-        return requests
 
     def _commit_request(self, request: Any, what: str) -> None:
         # Committed through the client's own API stub (its channel, metadata, timeout and error
@@ -215,44 +193,11 @@ class FirestoreStore:
             # still came out too large, halve it rather than retry the same request forever.
             if not _too_large(error.__cause__):
                 raise
-            writes = request.writes
-            if len(writes) == 1:
+            if len(request.writes) == 1:
                 error.transient = False
                 raise
-            half = len(writes) // 2
-            for part in (writes[:half], writes[half:]):
-                smaller = _CommitRequestPb(database=request.database)
-                smaller.writes.extend(part)
-                self._commit_request(smaller, what)
-
-    def _fit(self, name: str, document_path: str, doc: Document, writes: Any) -> int:
-        """Adds ``doc``'s Write to ``writes`` (a request's repeated field) and returns its size,
-        under 1 MiB as Firestore counts (8 bytes per number, where the schema's JSON estimate may
-        count 2): shrunk further by the schema's truncation."""
-        what = f"encode {name}/{doc['id']}"
-        size = self._encode(what, document_path, doc, writes)
-        if size <= _codec.MAX_DOCUMENT_BYTES:
-            return size
-        budget = values.document_size(doc)
-        for _ in range(4):
-            del writes[-1]
-            budget = int(budget * _codec.MAX_DOCUMENT_BYTES / size * 0.9)
-            doc = values.truncate_document(doc, budget)
-            size = self._encode(what, document_path, doc, writes)
-            if size <= _codec.MAX_DOCUMENT_BYTES:
-                return size
-        del writes[-1]
-        raise StoreError(
-            f"{name}/{doc['id']}: document is {size} bytes, over Firestore's {_codec.MAX_DOCUMENT_BYTES}-byte limit"
-        )
-
-    def _encode(self, what: str, document_path: str, doc: Document, writes: Any) -> int:
-        write = writes.add()
-        try:
-            return self._call(what, partial(_codec.encode_write, document_path, doc, write))[1]
-        except StoreError:
-            del writes[-1]  # (half-filled)
-            raise
+            for half in _codec.halves(request):
+                self._commit_request(half, what)
 
     def put_alert_rule(self, rule: Document) -> None:
         """Create or replace a rule (by ``id``; ``enabled`` and ``updatedAt`` defaulted)."""
