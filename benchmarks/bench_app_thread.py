@@ -140,8 +140,6 @@ def separate(emulator: FirestoreEmulator, exporter: bool, calls: int) -> tuple[f
 
 
 # -- main ------------------------------------------------------------------------------------
-
-
 def measure(emulator: FirestoreEmulator) -> dict[str, list[float]]:
     os.environ["AVALO_OTEL_FIRESTORE_PROJECT"] = emulator.project_id()
     firestore_otel._shared = None  # the entry-point exporters' store, built from the environment
