@@ -1,10 +1,12 @@
-"""The ``avalo-otel`` command: ``demo`` (the main job), ``settings`` (what configure() would use)."""
+"""The ``avalo-otel`` command: ``demo`` (the main job), ``cleanup`` (expired data out of a store),
+``query`` (stored documents as JSON lines) and ``settings`` (what configure() would use)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -98,16 +100,37 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _open_store(args: argparse.Namespace) -> object:
+    """The store ``cleanup`` and ``query`` work on. Neither makes one: a mistyped SQLite path
+    must not become a new, empty store that reports nothing to delete or find."""
     if args.backend == "firestore":
         try:
             from avalo_otel_exporter_firestore import FirestoreStore
         except ImportError:
             raise ConfigurationError("the firestore backend needs: pip install avalo-otel-exporter-firestore") from None
-        return FirestoreStore(project=args.project, prefix=args.prefix)
+        # The exporters' own settings (AVALO_OTEL_FIRESTORE_*), with the flags over them.
+        env = dict(os.environ)
+        if args.project:
+            env["AVALO_OTEL_FIRESTORE_PROJECT"] = args.project
+        if args.prefix:
+            env["AVALO_OTEL_FIRESTORE_PREFIX"] = args.prefix
+        return FirestoreStore.from_env(env)
     from .store import SQLiteStore
 
     settings = Settings.load()
-    return SQLiteStore(args.path or settings.store_path, prefix=args.prefix or settings.store_prefix)
+    path = args.path or settings.store_path
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"no telemetry store at {path!r}: check --path or AVALO_OTEL_STORE_PATH")
+    return SQLiteStore(path, prefix=args.prefix or settings.store_prefix)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -148,13 +171,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def store_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backend", choices=("sqlite", "firestore"), default="sqlite")
         p.add_argument("--path", help="SQLite file (default: AVALO_OTEL_STORE_PATH or avalo-telemetry.db)")
-        p.add_argument("--prefix", default="", help="collection name prefix")
-        p.add_argument("--project", help="Firestore project (default: GOOGLE_CLOUD_PROJECT)")
+        p.add_argument("--prefix", default="", help="collection name prefix (default: the store's setting)")
+        p.add_argument("--project", help="Firestore project (default: AVALO_OTEL_FIRESTORE_PROJECT, "
+                                         "GOOGLE_CLOUD_PROJECT, or the credentials' project)")
 
     cleanup = sub.add_parser("cleanup", help="delete data past its retention (events 90 d, metrics/traces 30 d)")
     store_args(cleanup)
     cleanup.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-    cleanup.add_argument("--batch-size", type=int, default=500)
+    cleanup.add_argument("--batch-size", type=_positive_int, default=500,
+                         help="documents deleted per transaction or commit (default 500)")
     cleanup.set_defaults(run=_cleanup)
     query = sub.add_parser("query", help="print stored documents as JSON lines")
     store_args(query)
@@ -163,7 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     query.add_argument("--operation")
     query.add_argument("--trace-id")
     query.add_argument("--name")
-    query.add_argument("--limit", type=int, default=20)
+    query.add_argument("--limit", type=_positive_int, default=20)
     query.set_defaults(run=_query)
     settings = sub.add_parser("settings", help="print the resolved settings (secrets masked)")
     settings.set_defaults(run=_settings)
