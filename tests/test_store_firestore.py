@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+import grpc
 import pytest
 
 from google.api_core.exceptions import ServiceUnavailable
@@ -25,7 +26,7 @@ from avalo_otel.store import (
     ALERT_EVENTS, ALERT_RULES, COLLECTIONS, DAY_MS, METRICS, TELEMETRY_EVENTS, TRACES, StoreError,
 )
 from avalo_otel_exporter_firestore import FirestoreStore, indexes
-from avalo_otel_exporter_firestore._errors import is_transient
+from avalo_otel_exporter_firestore._errors import is_transient, store_error
 from store_contract import T0, StoreContract, alert, event, metric
 
 if TYPE_CHECKING:
@@ -336,6 +337,31 @@ def test_error_classification() -> None:
         gexc.NotFound("x"), ValueError("x"), TypeError("x"))
     assert [is_transient(e) for e in transient] == [True] * len(transient)
     assert [is_transient(e) for e in permanent] == [False] * len(permanent)
+
+
+class _Rpc(grpc.RpcError):
+    def __init__(self, code: Any) -> None:
+        self._code = code
+
+    def code(self) -> Any:
+        if self._code is None:
+            raise RuntimeError("no status")
+        return self._code
+
+
+def test_error_classification_of_raw_grpc_and_auth_failures() -> None:
+    from google.auth import exceptions as auth_exc
+
+    transient: tuple[BaseException, ...] = (
+        _Rpc(grpc.StatusCode.UNAVAILABLE), _Rpc(grpc.StatusCode.DEADLINE_EXCEEDED), _Rpc(None),
+        auth_exc.RefreshError("token endpoint busy", retryable=True), auth_exc.TransportError("dns"), OSError())
+    permanent: tuple[BaseException, ...] = (
+        _Rpc(grpc.StatusCode.INVALID_ARGUMENT), _Rpc(grpc.StatusCode.PERMISSION_DENIED),
+        auth_exc.RefreshError("invalid_grant"), auth_exc.DefaultCredentialsError("no credentials"))
+    assert [is_transient(e) for e in transient] == [True] * len(transient)
+    assert [is_transient(e) for e in permanent] == [False] * len(permanent)
+    error = store_error(_Rpc(grpc.StatusCode.UNAVAILABLE), "write to telemetry_events")
+    assert error.transient and str(error).startswith("firestore write to telemetry_events failed: _Rpc")
 
 
 # -- fork --------------------------------------------------------------------------------------

@@ -107,3 +107,45 @@ def test_configured_store_exporters_honour_the_otel_schedule_delays(
     assert handle.force_flush(10_000)
     [doc] = handle.store.query_events(limit=10)
     assert doc["metadata"] == {"seq": 1}
+
+
+def test_documents_without_an_id_are_skipped_counted_and_warned_about(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    drops: list[int] = []
+    writer = StoreWriter(store, name="ids", drop_counter=drops.append)
+    no_id = to_doc(1)
+    del no_id["id"]
+    skipped = writer.submit(TELEMETRY_EVENTS, [to_doc(0), no_id, {**to_doc(2), "id": ""}, "not a document", to_doc(3)])
+    assert skipped == 3 and writer.dropped == sum(drops) == 3
+    assert "ids exporter skipped a document without an id" in caplog.text
+    assert writer.flush(10) and stored_seqs(store) == [0, 3]
+    writer.shutdown(5)
+
+
+class _BuggyStore:
+    """A store whose write raises something that is not a StoreError, once."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner, self.calls = inner, 0
+
+    def write(self, collection: str, documents: Any, *, prepared: bool = False) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyError("a bug in a store")
+        self.inner.write(collection, documents, prepared=prepared)
+
+
+def test_a_store_bug_drops_its_batch_counted_and_the_writer_goes_on(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    drops: list[int] = []
+    writer = StoreWriter(_BuggyStore(store), name="buggy", drop_counter=drops.append)
+    writer.submit(TELEMETRY_EVENTS, [to_doc(seq) for seq in range(5)], prepared=True)
+    assert writer.flush(10)
+    writer.submit(TELEMETRY_EVENTS, [to_doc(seq) for seq in range(5, 8)], prepared=True)
+    assert writer.flush(10)
+    assert stored_seqs(store) == [5, 6, 7]
+    assert writer.dropped == sum(drops) == 5 and writer.delivered == 3
+    assert "unexpected error KeyError" in caplog.text
+    writer.shutdown(5)
