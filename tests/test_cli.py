@@ -13,7 +13,7 @@ import pytest
 from google.cloud.firestore_v1.services.firestore.client import FirestoreClient as FirestoreApi
 
 from avalo_otel.cli import main
-from avalo_otel.store import ALERT_EVENTS, DAY_MS, METRICS, TELEMETRY_EVENTS, TRACES, SQLiteStore, Store
+from avalo_otel.store import DAY_MS, METRICS, TELEMETRY_EVENTS, TRACES, SQLiteStore, Store
 from avalo_otel_exporter_firestore import FirestoreStore
 from store_contract import alert, event, ids, metric, rule, span
 

@@ -17,6 +17,7 @@ import pytest
 
 import avalo_otel as ao
 from avalo_otel import Attr, ConfigurationError, Settings
+from console_json import json_objects
 from otlp_receiver import OtlpReceiver
 
 RAW_ACTOR = "user-42"
@@ -391,24 +392,13 @@ def test_console_compact_lines(capsys, configured):
     assert RAW_ACTOR not in out
 
 
-def _json_objects(text: str) -> list[Any]:
-    decoder, pos, found = json.JSONDecoder(), 0, []
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return found
-        obj, pos = decoder.raw_decode(text, pos)
-        found.append(obj)
-
-
 def test_console_json(capsys, configured):
     handle = configured(traces_exporters="console", logs_exporters="console", console_format="json")
     with ao.time_operation("chat", "chat.send", actor_id=RAW_ACTOR):
         pass
     assert handle.force_flush(5_000)
     out = capsys.readouterr().out
-    objects = _json_objects(out)  # raises if anything printed is not JSON
+    objects = json_objects(out)  # raises if anything printed is not JSON
     span = next(o for o in objects if o.get("name") == "chat.send")
     record = next(o for o in objects if o.get("body") == "chat.send")
     assert span["resource"]["attributes"]["telemetry.distro.name"] == "avalo-otel"

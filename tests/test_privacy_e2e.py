@@ -49,6 +49,7 @@ from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlag
 import avalo_otel as ao
 from avalo_otel.conventions import ERROR_CODES
 from avalo_otel.privacy import Pseudonymizer
+from console_json import json_objects
 from otlp_receiver import OtlpReceiver
 
 NO_TIMER = 3_600_000  # metrics leave only on force_flush
@@ -602,27 +603,9 @@ def otlp_sink(requests_: Iterable[Any]) -> Sink:
     return Sink("OTLP", blobs, values)
 
 
-def json_objects(text: str) -> list[Any]:
-    decoder, pos, found = json.JSONDecoder(), 0, []
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return found
-        try:
-            obj, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:  # not JSON (someone printed): keep the line as a value
-            end = text.find("\n", pos)
-            end = len(text) if end == -1 else end
-            found.append(text[pos:end])
-            pos = end
-            continue
-        found.append(obj)
-
-
 def console_sink(out: str) -> Sink:
     values: list[str] = []
-    _walk_json(json_objects(out), values)
+    _walk_json(json_objects(out, strict=False), values)
     return Sink("console", [out], values)
 
 
