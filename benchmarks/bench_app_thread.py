@@ -61,6 +61,7 @@ logging.getLogger("avalo_otel").setLevel(logging.ERROR)
 SETTINGS: dict[str, Any] = dict(traces_exporters=(), metrics_exporters=(), pseudonym_key="bench")
 clock = time.thread_time_ns
 PROBLEMS: list[str] = []
+REPORTED: set[Any] = set()
 
 
 def log_calls(start: int, stop: int) -> None:
@@ -78,9 +79,10 @@ def settle(handle: Telemetry, emulator: FirestoreEmulator) -> None:
     """Everything exported, the emulator idle, no garbage pending: untimed, between loops."""
     if not handle.force_flush(60_000):
         PROBLEMS.append("a flush did not finish within 60 s")
-    dropped = sum(writer.dropped for writer in store_writers())
-    if dropped:
-        PROBLEMS.append(f"{dropped} events dropped by the exporter")
+    for writer in store_writers():  # (each writer's drops reported once: it outlives its run)
+        if writer.dropped and writer not in REPORTED:
+            REPORTED.add(writer)
+            PROBLEMS.append(f"{writer.dropped} events dropped by {writer.name}")
     wait_idle(emulator)
     gc.collect()
 
