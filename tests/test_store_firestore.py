@@ -373,6 +373,32 @@ def _write_in_child(store: FirestoreStore, parent_client_id: int, conn: Any) -> 
         conn.send(("error", os.getpid(), repr(exc)))
 
 
+def test_a_fork_waits_for_the_calls_in_flight_and_no_new_one_starts_meanwhile() -> None:
+    # A child forked mid-call can find gRPC locked for good (its first call hangs to its
+    # deadline): the store holds forks until its calls have returned.
+    store = FirestoreStore(project="demo-fork", timeout=5)
+    ended: list[float] = []
+    started = threading.Event()
+
+    def slow_call() -> None:
+        started.set()
+        time.sleep(0.4)
+        ended.append(time.monotonic())
+
+    calling = threading.Thread(target=store._call, args=("slow", slow_call))
+    calling.start()
+    assert started.wait(5)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if not store.calls._running else 1)  # the child starts with no calls running
+    forked = time.monotonic()
+    assert os.waitpid(pid, 0)[1] == 0
+    calling.join()
+    assert ended and ended[0] <= forked  # the fork went ahead only once the call had returned
+    store._call("after", lambda: None)  # and calls run again after it
+    store.close()
+
+
 def test_fork_child_writes_through_its_own_client(store: FirestoreStore) -> None:
     store.write(TELEMETRY_EVENTS, [event("parent", T0)])  # the parent's channel is now in use
     parent_client = store.client

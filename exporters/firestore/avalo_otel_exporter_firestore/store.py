@@ -22,7 +22,7 @@ from avalo_otel.store.base import (
     StoreError, check_collection,
 )
 
-from . import _codec
+from . import _codec, _fork
 from ._errors import store_error
 
 _CommitRequest = _firestore_types.CommitRequest
@@ -38,14 +38,7 @@ _NO_RETRY = Retry(predicate=lambda exc: False)
 _stores: "weakref.WeakSet[FirestoreStore]" = weakref.WeakSet()
 
 
-def _after_fork_in_child() -> None:
-    # A parent thread may have held a store's lock at fork time; that copy would never unlock.
-    for store in list(_stores):
-        store._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork.register(_stores)
 
 
 class FirestoreStore:
@@ -71,6 +64,7 @@ class FirestoreStore:
         self._owned = client is None
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self.calls = _fork.CallsInFlight()  # what a fork waits for (see _fork)
         self._inherited: list[Any] = []
         self._closed = False
         _stores.add(self)
@@ -138,9 +132,15 @@ class FirestoreStore:
     def _collection(self, collection: str) -> Any:
         return self.client.collection(self.collection_name(collection))
 
+    def _after_fork_in_child(self) -> None:
+        # A parent thread may have held these at fork time; their copies would never unlock.
+        self._lock = threading.Lock()
+        self.calls = _fork.CallsInFlight()
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
-            return fn()
+            with self.calls:
+                return fn()
         except StoreError:
             raise
         except Exception as exc:
