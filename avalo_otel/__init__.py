@@ -32,6 +32,27 @@ from .tracing import (
 )
 from .version import __version__
 
+# The reliability layer is imported on first use: an instrumented app that never evaluates SLOs
+# or alerts does not pay for YAML parsing and the rule machinery at start-up.
+_LAZY = {
+    "set_alert_rule": "alerts", "get_alert_rule": "alerts", "list_alert_rules": "alerts",
+    "enable_alert_rule": "alerts", "disable_alert_rule": "alerts", "delete_alert_rule": "alerts",
+    "get_alert_events": "alerts", "acknowledge_alert": "alerts", "AlertRule": "alerts", "AlertRuleError": "alerts",
+    "evaluate_slos": "slo", "load_slos": "slo", "SLOReport": "slo", "SLODefinitionError": "slo",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'avalo_otel' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "configure", "Telemetry", "Settings", "ConfigurationError",
     "log_telemetry", "log_success", "log_error", "time_operation", "trace_operation",
@@ -41,5 +62,5 @@ __all__ = [
     "extract_trace_from_headers", "inject_trace_into_headers",
     "Domain", "Level", "ActorType", "Op", "ErrorClass", "Attr",
     "TELEMETRY_OPERATIONS", "TELEMETRY_ERROR_CODES", "METRIC_NAMES", "LATENCY_BUCKETS_MS",
-    "__version__",
+    "__version__", *_LAZY,
 ]

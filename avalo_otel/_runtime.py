@@ -25,7 +25,7 @@ from . import conventions as c
 from .conventions import Attr, Level, MetricKind
 from .privacy import Pseudonymizer, Redactor, build_redactor
 from .sampling import keep_event
-from .settings import Settings
+from .settings import Settings, latency_buckets
 from .version import __version__
 
 _log = logging.getLogger("avalo_otel")
@@ -102,7 +102,7 @@ class Runtime:
             return self.meter.create_counter(name, description=description)
         if kind is MetricKind.GAUGE:
             return self.meter.create_gauge(name, description=description)
-        buckets = c.LATENCY_BUCKETS_MS if name.endswith("_ms") else None
+        buckets = latency_buckets(self.settings) if name.endswith("_ms") else None
         return self.meter.create_histogram(
             name, description=description, explicit_bucket_boundaries_advisory=buckets
         )

@@ -85,7 +85,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 
     from .store import COLLECTIONS, RETENTION_DAYS
 
-    store = _open_store(args)
+    store = open_store(args)
     now = int(time.time() * 1000)
     verb = "would delete" if args.dry_run else "deleted"
     try:
@@ -99,7 +99,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(args: argparse.Namespace) -> object:
+def open_store(args: argparse.Namespace) -> object:
     """The store ``cleanup`` and ``query`` work on. Neither makes one: a mistyped SQLite path
     must not become a new, empty store that reports nothing to delete or find."""
     if args.backend == "firestore":
@@ -134,7 +134,7 @@ def _positive_int(text: str) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    store = _open_store(args)
+    store = open_store(args)
     try:
         if args.collection == "events":
             docs = store.query_events(domain=args.domain, operation=args.operation, limit=args.limit)
@@ -157,7 +157,9 @@ def _settings(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="avalo-otel", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="avalo-otel", description="Avalo's observability on OpenTelemetry: the demo, the stored data, "
+                                       "SLO reports and the deploy gate, the alert evaluator, Prometheus rules.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="simulated Avalo traffic through the API, exported live")
     demo.add_argument("--duration", type=float, default=15.0, help="seconds of traffic (default 15)")
@@ -190,6 +192,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     query.add_argument("--name")
     query.add_argument("--limit", type=_positive_int, default=20)
     query.set_defaults(run=_query)
+    from . import cli_alerts, cli_reliability
+
+    cli_reliability.add_parsers(sub, store_args)
+    cli_alerts.add_parsers(sub, store_args)
     settings = sub.add_parser("settings", help="print the resolved settings (secrets masked)")
     settings.set_defaults(run=_settings)
     args = parser.parse_args(argv)
@@ -198,6 +204,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.run(args)
     except ConfigurationError as exc:
         print(f"avalo-otel: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # invalid SLO definitions or alert rules: the message says what and where
+        if type(exc).__name__ not in ("SLODefinitionError", "AlertRuleError"):
+            raise
+        print(f"avalo-otel: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
         print(f"avalo-otel: store error: {exc}", file=sys.stderr)

@@ -110,6 +110,9 @@ class Operation(_StrEnum):
     AUTH_SIGNUP = "auth.signup"
     MEDIA_UPLOAD = "media.upload"
     NOTIFICATIONS_PUSH = "notifications.push"
+    # the reliability layer's own events
+    SYSTEM_ALERT_FIRED = "system.alert_fired"
+    SYSTEM_ALERT_RESOLVED = "system.alert_resolved"
 
 
 #: The original design's ``TELEMETRY_OPERATIONS``: ``CHAT_SEND`` → ``"chat.send"``.

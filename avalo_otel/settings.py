@@ -84,6 +84,14 @@ class Settings:
     store_prefix: str = ""
     store_buffer: int = 10_000
     console_format: str = "compact"
+    #: SLO definition files added to the six built-in SLOs (same format as slo/slos.yaml).
+    slo_files: tuple[str, ...] = ()
+    #: Latency bucket boundaries (ms) added to the built-in ones: a latency SLO's threshold must be one.
+    latency_buckets_ms: tuple[float, ...] = ()
+    #: Where the alert evaluator sends alerts: an Alertmanager (its /api/v2/alerts) and/or a webhook
+    #: receiving Alertmanager's webhook payload.
+    alertmanager_url: str | None = None
+    alert_webhook_url: str | None = None
     strict: bool = False
     disabled: bool = False
 
@@ -152,6 +160,10 @@ class Settings:
         out["otlp_headers"] = {k: "***" for k in self.otlp_headers}
         out["newrelic_license_key"] = "***" if self.newrelic_license_key else None
         out["pseudonym_key"] = "***" if self.pseudonym_key else None
+        for name in ("alertmanager_url", "alert_webhook_url"):  # webhook paths often carry a token
+            parts = urlsplit(getattr(self, name) or "")
+            port = f":{parts.port}" if parts.port else ""
+            out[name] = f"{parts.scheme}://{parts.hostname}{port}/***" if parts.hostname else None
         out["min_level"] = self.min_level.value
         return out
 
@@ -299,6 +311,26 @@ def _names(raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
 
 
+def _bounds(raw: Any) -> tuple[float, ...]:
+    values = []
+    for item in _names(raw):
+        try:
+            value = float(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"{item!r} is not a number of milliseconds") from None
+        if not 0 < value < float("inf"):
+            raise ValueError(f"bucket boundary {item!r} must be a positive finite number of milliseconds")
+        values.append(value)
+    return tuple(sorted(set(values)))
+
+
+def latency_buckets(settings: "Settings") -> tuple[float, ...]:
+    """Every latency histogram's bucket boundaries: the built-in ones plus the configured extras."""
+    from .conventions import LATENCY_BUCKETS_MS
+
+    return tuple(sorted(set(LATENCY_BUCKETS_MS) | set(settings.latency_buckets_ms)))
+
+
 def _patterns(raw: Any) -> dict[str, str]:
     import re
 
@@ -358,6 +390,10 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "metric_cardinality_limit": (("AVALO_OTEL_METRIC_CARDINALITY_LIMIT",), _int_in(1, 1_000_000)),
     "capture_logging": (("AVALO_OTEL_CAPTURE_LOGGING",), _bool),
     "flush_on_sigterm": (("AVALO_OTEL_FLUSH_ON_SIGTERM",), _bool),
+    "slo_files": (("AVALO_OTEL_SLO_FILES",), _names),
+    "latency_buckets_ms": (("AVALO_OTEL_LATENCY_BUCKETS_MS",), _bounds),
+    "alertmanager_url": (("AVALO_OTEL_ALERTMANAGER_URL",), _endpoint),
+    "alert_webhook_url": (("AVALO_OTEL_ALERT_WEBHOOK_URL",), _endpoint),
     "strict": (("AVALO_OTEL_STRICT",), _bool),
     "disabled": (("OTEL_SDK_DISABLED",), _bool),
 }

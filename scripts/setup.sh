@@ -36,6 +36,6 @@ if [ "${1:-}" = "--test" ]; then
     echo "setup: the Firestore emulator ($jar) or java is missing; the storage tests need it" >&2
     exit 1
   fi
-  # A Debian package may start the service; the tests run their own instances on free ports.
-  pkill -x prometheus 2>/dev/null || true
+  # The tests run their own Prometheus and Alertmanager on free loopback ports and stop them by
+  # PID: a Prometheus already running on this machine (the user's own) is never touched.
 fi

@@ -91,9 +91,15 @@ class PrometheusServer:
         workdir: Optional[os.PathLike[str] | str] = None,
         binary: Optional[str] = None,
         scrape_interval: str = "1s",
+        rule_files: Iterable[os.PathLike[str] | str] = (),
+        alertmanagers: Iterable[str] = (),
     ) -> None:
         self.job = job
         self.scrape_interval = scrape_interval
+        #: Rule files to load (evaluated every ``scrape_interval``) and ``host:port`` of
+        #: Alertmanagers to send their alerts to.
+        self.rule_files = [str(Path(f).resolve()) for f in rule_files]
+        self.alertmanagers = list(alertmanagers)
         self.binary = binary
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="prometheus-"))
@@ -206,6 +212,10 @@ class PrometheusServer:
                 }
             ],
         }
+        if self.rule_files:
+            config["rule_files"] = self.rule_files
+        if self.alertmanagers:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
         # JSON is YAML: no YAML library needed to write a valid prometheus.yml.
         self.config_path.write_text(json.dumps(config, indent=2))
 

@@ -9,17 +9,24 @@ such as the Firestore emulator: a unique collection prefix or project per test) 
             s = SQLiteStore(tmp_path / "t.db")
             yield s
             s.close()
+
+A subclass may also give ``twin``: a second store on the same backend, as another process would
+open it (by default ``store`` itself). Beyond the protocol, the tests use the stores'
+``scan_page_size`` (set small, to cross page boundaries) and ``documents_read``.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from typing import Any
 
 import pytest
 
 from avalo_otel.store import (
-    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, DAY_MS, METRICS, TELEMETRY_EVENTS, TRACES, Store, StoreError,
+    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, DAY_MS, METRICS, SLO_ROLLUPS, TELEMETRY_EVENTS, TRACES, Store,
+    StoreError,
 )
 
 T0 = 1_700_000_000_000  # a fixed epoch-ms origin: results never depend on the clock
@@ -69,12 +76,29 @@ def alert(id: str, timestamp: int, **fields: Any) -> dict[str, Any]:
     return doc
 
 
+def rollup(slo: str, day: int, **fields: Any) -> dict[str, Any]:
+    """An SLO rollup as the evaluator writes it: ``data`` is JSON text (here ~100 KB)."""
+    minutes = {str(m): [m % 7, 1000 + m] for m in range(1440)}
+    doc: dict[str, Any] = {"id": f"{slo}:{day}", "slo": slo, "day": day, "updatedAt": day + 1,
+                           "data": json.dumps({"minutes": minutes, "pad": "x" * 80_000})}
+    doc.update(fields)
+    return doc
+
+
 def ids(docs: list[dict[str, Any]]) -> list[str]:
     return [d["id"] for d in docs]
 
 
+def scan_ids(store: Store, names: list[str], start_ms: int, end_ms: int) -> list[str]:
+    return ids(list(store.scan_metrics(names=names, start_ms=start_ms, end_ms=end_ms)))
+
+
 class StoreContract:
-    """Subclasses provide the ``store`` fixture."""
+    """Subclasses provide the ``store`` fixture (and may provide ``twin``)."""
+
+    @pytest.fixture
+    def twin(self, store: Store) -> Store:
+        return store
 
     # -- writing -------------------------------------------------------------------------------
     def test_is_a_store(self, store: Store) -> None:
@@ -302,14 +326,200 @@ class StoreContract:
         [got] = store.query_alert_events(acknowledged=False)
         assert got["id"] and got["acknowledged"] is False and got["timestamp"] == T0
 
+    def test_create_alert_event_only_if_new(self, store: Store) -> None:
+        assert store.create_alert_event(alert("a1", T0, message="first")) is True
+        assert store.create_alert_event(alert("a1", T0 + 5, message="second", severity="WARN")) is False
+        [got] = store.query_alert_events()
+        assert got == alert("a1", T0, message="first")  # the second create changed nothing
+        assert ids(store.query_alert_events(severity="WARN")) == []
+        doc = alert("x", T0 + 1, ruleId="r9")  # no id: derived from the event, so equal events are one
+        del doc["id"], doc["acknowledged"]
+        assert store.create_alert_event(doc) is True
+        assert store.create_alert_event(dict(doc)) is False
+        [derived] = store.query_alert_events(rule_id="r9", acknowledged=False)
+        assert derived["id"] and derived["expireAt"] == T0 + 1 + 90 * DAY_MS
+
+    def test_create_alert_event_race_has_one_winner(self, store: Store, twin: Store) -> None:
+        # Four creators (two per store: the twin is another connection or client) try every id
+        # at once; each id must be created exactly once, and keep the winner's document.
+        event_ids = [f"race{i:02d}" for i in range(25)]
+        start = threading.Barrier(4)
+        won: dict[int, list[str]] = {n: [] for n in range(4)}
+        errors: list[BaseException] = []
+
+        def create(n: int) -> None:
+            target = store if n % 2 else twin
+            try:
+                start.wait(10)
+                for event_id in event_ids if n < 2 else reversed(event_ids):
+                    if target.create_alert_event(alert(event_id, T0, creator=n)):
+                        won[n].append(event_id)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert sorted(i for w in won.values() for i in w) == event_ids  # each once, none lost
+        winner = {i: n for n, w in won.items() for i in w}
+        stored = store.get_documents(ALERT_EVENTS, event_ids)
+        assert {d["id"]: d["creator"] for d in stored} == winner
+
+    def test_update_alert_event(self, alerts: Store) -> None:
+        assert alerts.update_alert_event("a2", {"status": "resolved", "resolvedAt": T0 + 900, "severity": "WARN",
+                                                "note.text": "dotted key", "details": {"a": [1, 2]}}) is True
+        [a2] = alerts.get_documents(ALERT_EVENTS, ["a2"])
+        assert a2 == {**alert("a2", T0 + 200), "status": "resolved", "resolvedAt": T0 + 900, "severity": "WARN",
+                      "note.text": "dotted key", "details": {"a": [1, 2]}}
+        # The queried fields follow the change.
+        assert ids(alerts.query_alert_events(status="resolved")) == ["a2"]
+        assert ids(alerts.query_alert_events(severity="CRITICAL")) == ["a0"]
+        assert ids(alerts.query_alert_events(severity="WARN")) == ["a3", "a2", "a1"]
+        assert alerts.update_alert_event("a2", {"acknowledged": True, "id": "a2"}) is True  # an unchanged id is fine
+        assert ids(alerts.query_alert_events(acknowledged=True)) == ["a2"]
+        assert alerts.update_alert_event("a2", {"status": "firing", "timestamp": T0 + 1000}) is True
+        assert ids(alerts.query_alert_events(status="firing")) == ["a2"]
+        assert ids(alerts.query_alert_events(start_ms=T0 + 1000)) == ["a2"]
+        assert alerts.update_alert_event("a1", {}) is True  # nothing to change, but it exists
+        assert alerts.get_documents(ALERT_EVENTS, ["a1"]) == [alert("a1", T0 + 100, severity="WARN")]
+
+    def test_update_alert_event_missing_or_bad(self, alerts: Store) -> None:
+        assert alerts.update_alert_event("nope", {"status": "resolved"}) is False
+        assert alerts.update_alert_event("nope", {}) is False
+        assert alerts.get_documents(ALERT_EVENTS, ["nope"]) == []  # and not created
+        with pytest.raises(StoreError, match="id cannot change"):
+            alerts.update_alert_event("a1", {"id": "a9"})
+        assert len(alerts.query_alert_events()) == 4
+
+    def test_alert_events_by_rule_and_status(self, store: Store) -> None:
+        for i, (rule_id, status, severity) in enumerate([
+            ("r1", "firing", "CRITICAL"), ("r2", "firing", "WARN"), ("r1", "resolved", "CRITICAL"),
+            ("r2", "resolved", "CRITICAL"), ("r1", "firing", "WARN"),
+        ]):
+            store.insert_alert_event(alert(f"a{i}", T0 + i * 100, ruleId=rule_id, status=status, severity=severity))
+        store.insert_alert_event(alert("old", T0 - 1, ruleId="r1"))  # no status field
+        assert ids(store.query_alert_events(rule_id="r1")) == ["a4", "a2", "a0", "old"]
+        assert ids(store.query_alert_events(status="firing")) == ["a4", "a1", "a0"]
+        assert ids(store.query_alert_events(rule_id="r1", status="firing")) == ["a4", "a0"]
+        assert ids(store.query_alert_events(rule_id="r1", status="firing", limit=1)) == ["a4"]
+        assert ids(store.query_alert_events(rule_id="r2", status="resolved", severity="CRITICAL")) == ["a3"]
+        assert ids(store.query_alert_events(rule_id="r1", status="firing", severity="WARN", acknowledged=False)) == ["a4"]
+        assert ids(store.query_alert_events(rule_id="r1", start_ms=T0, end_ms=T0 + 400)) == ["a2", "a0"]
+        assert ids(store.query_alert_events(rule_id="r3")) == []
+        assert ids(store.query_alert_events(status="silenced")) == []
+
+    # -- scans and reads by id -----------------------------------------------------------------
+    def test_scan_metrics_pages_through_points_sharing_a_timestamp(self, store: Store) -> None:
+        store.scan_page_size = 4  # type: ignore[attr-defined]
+        same = T0 + 5
+        docs = [metric(f"a{i:02d}", same, name="a") for i in (7, 3, 10, 0, 5, 9, 1, 8, 2, 6, 4)]  # 11 > 2 pages
+        docs += [metric(f"b{i}", same, name="b") for i in (2, 0, 1)]
+        docs += [metric("a-first", T0 + 1, name="a"), metric("b-last", T0 + 9, name="b"), metric("z-mid", T0 + 3, name="b")]
+        docs += [metric("a-before", T0, name="a"), metric("a-at-end", T0 + 10, name="a"),  # outside [start, end)
+                 metric("c0", same, name="c"), {**metric("a-none", same, name="a"), "timestamp": None}]
+        store.write(METRICS, docs)
+        expected = (["a-first", "z-mid"] + [f"a{i:02d}" for i in range(11)] + [f"b{i}" for i in range(3)]
+                    + ["b-last"])
+        assert scan_ids(store, ["a", "b"], T0 + 1, T0 + 10) == expected
+        assert scan_ids(store, ["b", "a", "b"], T0 + 1, T0 + 10) == expected  # order and repeats of names do not matter
+        assert scan_ids(store, ["a"], same, same + 1) == [f"a{i:02d}" for i in range(11)]
+        store.scan_page_size = 11  # type: ignore[attr-defined]  # a page ending exactly at the last point
+        assert scan_ids(store, ["a"], same, same + 1) == [f"a{i:02d}" for i in range(11)]
+        [point] = [d for d in store.scan_metrics(names=["b"], start_ms=T0 + 9, end_ms=T0 + 10)]
+        assert point == metric("b-last", T0 + 9, name="b")
+
+    def test_scan_metrics_reads_page_by_page(self, store: Store) -> None:
+        # Lazy: a point written after the first page was read is found when its page is; and
+        # the scan holds nothing between pages that would block a write.
+        store.scan_page_size = 3  # type: ignore[attr-defined]
+        store.write(METRICS, [metric(f"m{i}", T0 + i, name="n") for i in range(8)])
+        scan = store.scan_metrics(names=["n"], start_ms=T0, end_ms=T0 + 100)
+        first = next(scan)
+        store.write(METRICS, [metric("late", T0 + 50, name="n")])
+        assert [first["id"]] + ids(list(scan)) == [f"m{i}" for i in range(8)] + ["late"]
+
+    def test_scan_metrics_edges(self, store: Store) -> None:
+        store.write(METRICS, [metric("m0", T0, name="n")])
+        assert scan_ids(store, [], T0, T0 + 1) == []
+        assert scan_ids(store, ["n"], T0 + 1, T0) == []
+        assert scan_ids(store, ["n"], T0, T0) == []
+        assert scan_ids(store, ["other"], T0, T0 + 1) == []
+        with pytest.raises(StoreError, match="sequence of metric names"):
+            store.scan_metrics(names="n", start_ms=T0, end_ms=T0 + 1)
+        store.scan_page_size = 0  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="scan_page_size"):
+            store.scan_metrics(names=["n"], start_ms=T0, end_ms=T0 + 1)
+
+    def test_get_documents_in_the_order_asked(self, store: Store) -> None:
+        store.write(METRICS, [metric("m1", T0), metric("m2", T0 + 1), metric("a/b", T0 + 2)])
+        store.put_alert_rule(rule("r1"))
+        assert ids(store.get_documents(METRICS, ["m2", "missing", "a/b", "m1", "m2"])) == ["m2", "a/b", "m1"]
+        assert store.get_documents(METRICS, ["m1"]) == [metric("m1", T0)]
+        assert store.get_documents(METRICS, []) == []
+        assert store.get_documents(METRICS, ["r1"]) == []  # another collection's id
+        assert ids(store.get_documents(ALERT_RULES, ["r1"])) == ["r1"]
+        with pytest.raises(StoreError, match="unknown collection"):
+            store.get_documents("nope", ["m1"])
+
+    def test_get_documents_many_ids(self, store: Store) -> None:
+        store.write(METRICS, [metric(f"m{i:04d}", T0 + i) for i in range(620)])
+        wanted = [f"m{i:04d}" for i in range(699, -1, -1)]  # 80 missing, newest first
+        assert ids(store.get_documents(METRICS, wanted)) == [f"m{i:04d}" for i in range(619, -1, -1)]
+
+    def test_slo_rollups(self, store: Store) -> None:
+        day = T0 - T0 % DAY_MS
+        docs = [rollup("slo_chat_delivery", day), rollup("slo_chat_delivery", day + DAY_MS),
+                rollup("slo_wallet", day)]
+        store.write(SLO_ROLLUPS, docs)
+        got = store.get_documents(SLO_ROLLUPS, [d["id"] for d in docs])
+        assert got == [{**d, "expireAt": d["day"] + 93 * DAY_MS} for d in docs]
+        assert len(got[0]["data"]) > 100_000 and "truncated" not in got[0]
+        replaced = rollup("slo_wallet", day, data=json.dumps({"minutes": {}}), updatedAt=day + 2)
+        store.write(SLO_ROLLUPS, [replaced])  # upsert by id
+        assert store.get_documents(SLO_ROLLUPS, [replaced["id"]]) == [{**replaced, "expireAt": day + 93 * DAY_MS}]
+        assert store.delete_expired(SLO_ROLLUPS, day + 93 * DAY_MS, dry_run=True) == 2
+        assert store.delete_expired(SLO_ROLLUPS, day + 93 * DAY_MS) == 2
+        assert ids(store.get_documents(SLO_ROLLUPS, [d["id"] for d in docs])) == ["slo_chat_delivery:" + str(day + DAY_MS)]
+
+    def test_documents_read_counts_what_reads_return(self, store: Store) -> None:
+        store.write(METRICS, [metric(f"m{i}", T0 + i, name="n") for i in range(5)])
+        store.write(TELEMETRY_EVENTS, [event("e1", T0), event("e2", T0 + 1)])
+        store.insert_alert_event(alert("a1", T0))
+        store.put_alert_rule(rule("r1"))
+        store.scan_page_size = 2  # type: ignore[attr-defined]
+        before = store.documents_read  # type: ignore[attr-defined]
+        reads = [
+            (lambda: store.get_documents(METRICS, ["m0", "nope", "m3"]), 2),
+            (lambda: list(store.scan_metrics(names=["n", "none"], start_ms=T0, end_ms=T0 + 100)), 5),
+            (lambda: store.query_events(limit=1), 1),
+            (lambda: store.query_metrics(), 5),
+            (lambda: store.query_traces(), 0),
+            (lambda: store.query_alert_events(), 1),
+            (lambda: store.list_alert_rules(), 1),
+            (lambda: store.get_alert_rule("r1"), 1),
+            (lambda: store.get_alert_rule("nope"), 0),
+        ]
+        for read, count in reads:
+            read()
+            now = store.documents_read  # type: ignore[attr-defined]
+            assert now - before == count, (read, now - before)
+            before = now
+        store.write(METRICS, [metric("m9", T0)])  # writes read nothing
+        store.delete_expired(METRICS, T0, dry_run=True)
+        assert store.documents_read == before  # type: ignore[attr-defined]
+
     # -- retention -----------------------------------------------------------------------------
-    @pytest.mark.parametrize("collection", [TELEMETRY_EVENTS, METRICS, TRACES, ALERT_EVENTS])
+    @pytest.mark.parametrize("collection", [TELEMETRY_EVENTS, METRICS, TRACES, ALERT_EVENTS, SLO_ROLLUPS])
     def test_delete_expired_dry_run_then_batches(self, store: Store, collection: str) -> None:
         make = {
             TELEMETRY_EVENTS: lambda i: event(f"d{i}", T0 + i, expireAt=T0 + i),
             METRICS: lambda i: metric(f"d{i}", T0 + i, expireAt=T0 + i),
             TRACES: lambda i: span("f" * 32, f"{i:016x}", T0 + i, expireAt=T0 + i),
             ALERT_EVENTS: lambda i: alert(f"d{i}", T0 + i, expireAt=T0 + i),
+            SLO_ROLLUPS: lambda i: rollup("slo", T0 + i, expireAt=T0 + i, data="{}"),
         }[collection]
         store.write(collection, [make(i) for i in range(20)])
         now = T0 + 9  # expireAt <= now: the first 10 are due
@@ -326,6 +536,7 @@ class StoreContract:
             METRICS: lambda: store.query_metrics(limit=100),
             TRACES: lambda: store.query_traces(limit=100),
             ALERT_EVENTS: lambda: store.query_alert_events(limit=100),
+            SLO_ROLLUPS: lambda: store.get_documents(SLO_ROLLUPS, [f"slo:{T0 + i}" for i in range(20)]),
         }[collection]()
         assert sorted(d["expireAt"] for d in remaining) == [T0 + i for i in range(10, 20)]
 
@@ -341,4 +552,4 @@ class StoreContract:
         assert ids(store.query_events()) == ["e"]
 
     def test_every_collection_is_known(self) -> None:
-        assert set(COLLECTIONS) == {TELEMETRY_EVENTS, METRICS, TRACES, ALERT_RULES, ALERT_EVENTS}
+        assert set(COLLECTIONS) == {TELEMETRY_EVENTS, METRICS, TRACES, ALERT_RULES, ALERT_EVENTS, SLO_ROLLUPS}

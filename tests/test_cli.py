@@ -13,9 +13,9 @@ import pytest
 from google.cloud.firestore_v1.services.firestore.client import FirestoreClient as FirestoreApi
 
 from avalo_otel.cli import main
-from avalo_otel.store import DAY_MS, METRICS, TELEMETRY_EVENTS, TRACES, SQLiteStore, Store
+from avalo_otel.store import DAY_MS, METRICS, SLO_ROLLUPS, TELEMETRY_EVENTS, TRACES, SQLiteStore, Store
 from avalo_otel_exporter_firestore import FirestoreStore
-from store_contract import alert, event, ids, metric, rule, span
+from store_contract import alert, event, ids, metric, rollup, rule, span
 
 NOW = int(time.time() * 1000)
 OLD = NOW - 400 * DAY_MS  # past every retention (90 days at most)
@@ -39,6 +39,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[li
     store.write(TRACES, [span("t1", "old", OLD), span("t2", "new", NOW)])
     store.insert_alert_event(alert("a-old", OLD))
     store.insert_alert_event(alert("a-new", NOW))
+    store.write(SLO_ROLLUPS, [rollup("slo", OLD, data="{}"), rollup("slo", NOW, data="{}")])
     store.put_alert_rule(rule("r1", updatedAt=OLD))  # rules are kept, however old
     yield flags, store
     store.close()
@@ -51,11 +52,13 @@ def remaining(store: Store) -> dict[str, list[str]]:
         "traces": ids(store.query_traces(limit=100)),
         "alerts": ids(store.query_alert_events(limit=100)),
         "rules": ids(store.list_alert_rules()),
+        "rollups": ids(store.get_documents(SLO_ROLLUPS, [f"slo:{OLD}", f"slo:{NOW}"])),
     }
 
 
 FULL = {"events": ["new", "old0", "old1", "old2", "old3", "old4"], "metrics": ["m-new", "m-old"],
-        "traces": ["t2-new", "t1-old"], "alerts": ["a-new", "a-old"], "rules": ["r1"]}
+        "traces": ["t2-new", "t1-old"], "alerts": ["a-new", "a-old"], "rules": ["r1"],
+        "rollups": [f"slo:{OLD}", f"slo:{NOW}"]}
 
 
 def test_cleanup_dry_run_reports_counts_and_deletes_nothing(
@@ -68,6 +71,7 @@ def test_cleanup_dry_run_reports_counts_and_deletes_nothing(
         "metrics: would delete 1 expired document(s)",
         "traces: would delete 1 expired document(s)",
         "alert_events: would delete 1 expired document(s)",
+        "slo_rollups: would delete 1 expired document(s)",
     ]
     assert remaining(store) == FULL
 
@@ -99,12 +103,13 @@ def test_cleanup_deletes_what_is_past_retention_in_batches(
         "metrics: deleted 1 expired document(s)",
         "traces: deleted 1 expired document(s)",
         "alert_events: deleted 1 expired document(s)",
+        "slo_rollups: deleted 1 expired document(s)",
     ]
-    assert asked == [2, 2, 2, 2]
+    assert asked == [2, 2, 2, 2, 2]
     if isinstance(store, FirestoreStore):
-        assert commits == [2, 2, 1, 1, 1, 1]  # events in three commits, then one per collection
+        assert commits == [2, 2, 1, 1, 1, 1, 1]  # events in three commits, then one per collection
     assert remaining(store) == {"events": ["new"], "metrics": ["m-new"], "traces": ["t2-new"],
-                                "alerts": ["a-new"], "rules": ["r1"]}
+                                "alerts": ["a-new"], "rules": ["r1"], "rollups": [f"slo:{NOW}"]}
     assert main(["cleanup", *flags, "--dry-run"]) == 0  # nothing left to do
     assert "would delete 0" in capsys.readouterr().out
 

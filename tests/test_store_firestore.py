@@ -23,7 +23,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.services.firestore.client import FirestoreClient as FirestoreApi
 
 from avalo_otel.store import (
-    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, DAY_MS, METRICS, TELEMETRY_EVENTS, TRACES, StoreError,
+    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, DAY_MS, METRICS, SLO_ROLLUPS, TELEMETRY_EVENTS, TRACES, StoreError,
 )
 from avalo_otel_exporter_firestore import FirestoreStore, indexes
 from avalo_otel_exporter_firestore._errors import is_transient, store_error
@@ -69,6 +69,15 @@ def store(firestore_emulator: FirestoreEmulator, project: str) -> Iterator[Fires
 class TestFirestoreContract(StoreContract):
     """The shared contract; ``store`` above gives each test an empty project."""
 
+    @pytest.fixture
+    def twin(self, firestore_emulator: FirestoreEmulator, project: str) -> Iterator[FirestoreStore]:
+        """A second store with its own client (its own channel), as another process has."""
+        client = firestore_emulator.client(project)
+        s = FirestoreStore(client, timeout=10)
+        yield s
+        s.close()
+        client.close()
+
 
 # -- writes ------------------------------------------------------------------------------------
 @pytest.fixture
@@ -79,7 +88,7 @@ def commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     original = FirestoreApi.commit
 
     def spy(self: FirestoreApi, *args: Any, request: Any = None, **kwargs: Any) -> Any:
-        sizes.append(len(request.writes))
+        sizes.append(len(request["writes"] if isinstance(request, dict) else request.writes))  # (the client's own: a dict)
         return original(self, *args, request=request, **kwargs)
 
     monkeypatch.setattr(FirestoreApi, "commit", spy)
@@ -159,6 +168,29 @@ def test_expire_at_is_a_firestore_timestamp_but_round_trips_as_epoch_ms(store: F
     assert store.query_alert_events()[0]["expireAt"] == T0 + 90 * DAY_MS
     store.write(ALERT_RULES, [{"id": "r1", "name": "x", "updatedAt": T0, "expireAt": T0}])  # rules never expire
     assert "expireAt" not in raw.collection(ALERT_RULES).document("r1").get().to_dict()
+    # Created and updated alert events are encoded as written ones are.
+    assert store.create_alert_event(alert("a2", T0))
+    assert isinstance(raw.collection(ALERT_EVENTS).document("a2").get().get("expireAt"), datetime)
+    assert store.update_alert_event("a2", {"expireAt": T0 + 5, "matrix": [[1], [2]]})
+    stored = raw.collection(ALERT_EVENTS).document("a2").get().to_dict()
+    assert stored["expireAt"] == datetime.fromtimestamp((T0 + 5) / 1000, tz=timezone.utc)
+    assert stored["matrix"] == [{"values": [1]}, {"values": [2]}]
+
+
+def test_update_alert_event_writes_only_its_fields(store: FirestoreStore, raw: Any, commits: list[int]) -> None:
+    # An update mask, no read-modify-write: a field another writer set meanwhile is kept.
+    store.insert_alert_event(alert("a1", T0, ruleId="r1"))
+    raw.collection(ALERT_EVENTS).document("a1").update({"notifiedAt": T0 + 1})
+    commits.clear()
+    assert store.update_alert_event("a1", {"status": "resolved"}) is True
+    assert commits == [1]
+    [doc] = store.get_documents(ALERT_EVENTS, ["a1"])
+    assert (doc["notifiedAt"], doc["status"], doc["ruleId"]) == (T0 + 1, "resolved", "r1")
+    # An odd id is found by its hashed key, like every other method.
+    store.insert_alert_event(alert("team/a", T0))
+    assert store.update_alert_event("team/a", {"status": "firing"}) is True
+    assert store.create_alert_event(alert("team/a", T0)) is False
+    assert store.query_alert_events(status="firing")[0]["id"] == "team/a"
 
 
 def test_prefix_names_the_collections(firestore_emulator: FirestoreEmulator, project: str, raw: Any) -> None:
@@ -270,6 +302,10 @@ STORE_CALLS: list[tuple[str, Callable[[FirestoreStore], Any]]] = [
     ("list_alert_rules", lambda s: s.list_alert_rules()),
     ("delete_alert_rule", lambda s: s.delete_alert_rule("r1")),
     ("acknowledge_alert", lambda s: s.acknowledge_alert("a1", "me")),
+    ("create_alert_event", lambda s: s.create_alert_event(alert("a1", T0))),
+    ("update_alert_event", lambda s: s.update_alert_event("a1", {"status": "resolved"})),
+    ("get_documents", lambda s: s.get_documents(SLO_ROLLUPS, ["x:1"])),
+    ("scan_metrics", lambda s: list(s.scan_metrics(names=["a", "b"], start_ms=T0, end_ms=T0 + 1))),
     ("delete_expired dry run", lambda s: s.delete_expired(METRICS, T0, dry_run=True)),
     ("delete_expired", lambda s: s.delete_expired(METRICS, T0)),
 ]
@@ -450,8 +486,11 @@ def _issued_queries(store: FirestoreStore, monkeypatch: pytest.MonkeyPatch) -> l
             store.query_metrics(**f, **r)
         for f in combos({"trace_id": "a" * 32, "operation": "db.query"}):
             store.query_traces(**f, **r)
-        for f in combos({"severity": "WARN", "acknowledged": False}):
+        for f in combos({"severity": "WARN", "acknowledged": False, "rule_id": "r1", "status": "firing"}):
             store.query_alert_events(**f, **r)
+    store.write(METRICS, [metric(f"m{i}", T0, name="x") for i in range(3)])
+    store.scan_page_size = 2  # a second page: its query has a cursor
+    list(store.scan_metrics(names=["x", "y"], start_ms=T0, end_ms=T0 + 1))
     for enabled in (None, True, False):
         store.list_alert_rules(enabled=enabled)
     for collection in COLLECTIONS:
@@ -489,7 +528,7 @@ def test_indexes_file_is_generated_and_has_the_original_indexes() -> None:
     }
     assert original <= pairs
     ttl = {o["collectionGroup"] for o in config["fieldOverrides"] if o["fieldPath"] == "expireAt" and o.get("ttl") is True}
-    assert ttl == {TELEMETRY_EVENTS, METRICS, TRACES, ALERT_EVENTS}
+    assert ttl == {TELEMETRY_EVENTS, METRICS, TRACES, ALERT_EVENTS, SLO_ROLLUPS}
     prefixed = indexes.render("staging_")
     assert {ix["collectionGroup"] for ix in prefixed["indexes"]} <= {f"staging_{c}" for c in COLLECTIONS}
 

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from avalo_otel.store import DEFAULT_PATH, METRICS, TELEMETRY_EVENTS, SQLiteStore, StoreError
-from store_contract import T0, StoreContract, event, metric
+from avalo_otel.store import ALERT_EVENTS, DEFAULT_PATH, METRICS, TELEMETRY_EVENTS, SQLiteStore, StoreError
+from store_contract import T0, StoreContract, alert, event, ids, metric
 
 
 class TestSQLiteContract(StoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SQLiteStore]:
         s = SQLiteStore(tmp_path / "contract.db")
+        yield s
+        s.close()
+
+    @pytest.fixture
+    def twin(self, store: SQLiteStore) -> Iterator[SQLiteStore]:
+        s = SQLiteStore(store.path)  # its own connections: only SQLite's locking between the two
         yield s
         s.close()
 
@@ -41,10 +49,15 @@ def test_wal_mode_and_indexes(tmp_path: Path) -> None:
             assert {"telemetry_events__domain_ts", "telemetry_events__level_ts", "telemetry_events__operation_ts",
                     "telemetry_events__success_ts", "metrics__name_timestamp", "metrics__type_timestamp",
                     "traces__traceId_startTime", "traces__operation_startTime", "alert_events__severity_timestamp",
-                    "alert_events__acknowledged_timestamp", "telemetry_events__expireAt"} <= indexes
+                    "alert_events__acknowledged_timestamp", "telemetry_events__expireAt",
+                    "alert_events__ruleId_timestamp", "alert_events__status_timestamp", "slo_rollups__slo_day",
+                    "slo_rollups__expireAt"} <= indexes
             plan = " ".join(str(r) for r in raw.execute(
                 "EXPLAIN QUERY PLAN SELECT doc FROM telemetry_events WHERE domain = 'chat' ORDER BY ts DESC"))
             assert "telemetry_events__domain_ts" in plan
+            plan = " ".join(str(r) for r in raw.execute(
+                "EXPLAIN QUERY PLAN SELECT doc FROM alert_events WHERE ruleId = 'r1' ORDER BY timestamp DESC"))
+            assert "alert_events__ruleId_timestamp" in plan
         finally:
             raw.close()
 
@@ -270,3 +283,124 @@ def test_a_forked_child_gets_its_own_connection_and_writes(tmp_path: Path) -> No
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert sorted(d["id"] for d in store.query_events()) == ["child", "parent"]
+
+
+# -- files made by the previous version ----------------------------------------------------------
+# alert_events as the version before the ruleId/status columns made it (and no slo_rollups table).
+OLD_ALERT_EVENTS = [
+    'CREATE TABLE "alert_events" (id TEXT PRIMARY KEY, "severity" TEXT, "acknowledged" INTEGER, '
+    '"timestamp" INTEGER, "expireAt" INTEGER, doc TEXT NOT NULL)',
+    'CREATE INDEX "alert_events__severity_timestamp" ON "alert_events" ("severity", "timestamp")',
+    'CREATE INDEX "alert_events__acknowledged_timestamp" ON "alert_events" ("acknowledged", "timestamp")',
+    'CREATE INDEX "alert_events__timestamp" ON "alert_events" ("timestamp")',
+    'CREATE INDEX "alert_events__expireAt" ON "alert_events" ("expireAt")',
+]
+
+
+def _old_file(path: Path, events: list[dict[str, Any]]) -> None:
+    raw = sqlite3.connect(path)
+    with raw:
+        for statement in OLD_ALERT_EVENTS:
+            raw.execute(statement)
+        raw.executemany("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
+                        [(e["id"], e["severity"], int(e["acknowledged"]), e["timestamp"], e["expireAt"], json.dumps(e))
+                         for e in events])
+    raw.close()
+
+
+def _schema_of(path: Path, table: str) -> tuple[list[str], set[str]]:
+    """The table's columns in order, and the names of every index in the file."""
+    raw = sqlite3.connect(path)
+    try:
+        columns = [row[1] for row in raw.execute(f'PRAGMA table_info("{table}")')]
+        indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        return columns, indexes
+    finally:
+        raw.close()
+
+
+def test_an_old_file_gets_the_new_columns_filled_from_its_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from avalo_otel.store import sqlite_rows
+
+    monkeypatch.setattr(sqlite_rows, "_MIGRATION_ROWS", 3)  # several pages of rows
+    path = tmp_path / "old.db"
+    old = [alert(f"a{i}", T0 + i, ruleId=f"r{i % 2}", status="resolved" if i % 3 else "firing") for i in range(8)]
+    old.append(alert("odd", T0 + 8, ruleId=7, status=True))  # not text: found as _column has it ("7", "true")
+    old.append(alert("bare", T0 + 9))  # neither field
+    del old[-1]["ruleId"]
+    _old_file(path, old)
+    assert "ruleId" not in _schema_of(path, "alert_events")[0]
+    with SQLiteStore(path) as store:
+        assert ids(store.query_alert_events(rule_id="r1")) == ["a7", "a5", "a3", "a1"]
+        assert ids(store.query_alert_events(status="firing", rule_id="r0")) == ["a6", "a0"]
+        assert ids(store.query_alert_events(rule_id=7)) == ["odd"]  # type: ignore[arg-type]
+        assert ids(store.query_alert_events(status=True)) == ["odd"]  # type: ignore[arg-type]
+        assert len(store.query_alert_events(limit=100)) == 10
+        assert store.get_documents(ALERT_EVENTS, ["a2"]) == [old[2]]
+        # And the file works as a new one: writes fill the columns, the new collection exists.
+        assert store.create_alert_event(alert("new", T0 + 20, ruleId="r1", status="firing")) is True
+        assert store.update_alert_event("a1", {"status": "firing"}) is True
+        assert ids(store.query_alert_events(rule_id="r1", status="firing")) == ["new", "a3", "a1"]
+        store.write("slo_rollups", [{"id": "s:1", "slo": "s", "day": T0, "data": "{}"}])
+    columns, indexes = _schema_of(path, "alert_events")
+    assert columns[-2:] == ["ruleId", "status"]
+    assert {"alert_events__ruleId_timestamp", "alert_events__status_timestamp", "slo_rollups__slo_day"} <= indexes
+    with SQLiteStore(path) as store:  # opening it again changes nothing
+        assert ids(store.query_alert_events(rule_id="r1", status="firing")) == ["new", "a3", "a1"]
+    assert _schema_of(path, "alert_events")[0] == columns
+
+
+def test_stores_opening_an_old_file_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_file(path, [alert("a1", T0, ruleId="r1", status="firing")])
+    opened: list[SQLiteStore] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def open_it() -> None:
+        try:
+            start.wait(10)
+            opened.append(SQLiteStore(path))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert not errors, errors
+        assert [ids(s.query_alert_events(rule_id="r1", status="firing")) for s in opened] == [["a1"]] * 3
+    finally:
+        for s in opened:
+            s.close()
+
+
+def _create_in_child(path: str, event_ids: list[str], n: int, start: Any, results: Any) -> None:
+    with SQLiteStore(path) as store:
+        start.wait(60)
+        results.put((n, [i for i in event_ids if store.create_alert_event(alert(i, T0, creator=n))]))
+
+
+def test_processes_creating_the_same_alert_events_each_win_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "race.db")
+    SQLiteStore(path).close()
+    event_ids = [f"e{i:03d}" for i in range(60)]
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters, as separate processes are
+    start, results = ctx.Barrier(2), ctx.Queue()
+    children = [ctx.Process(target=_create_in_child, args=(path, event_ids, n, start, results)) for n in range(2)]
+    for child in children:
+        child.start()
+    try:
+        won = dict(results.get(timeout=120) for _ in children)
+    finally:
+        for child in children:
+            child.join(30)
+    assert [c.exitcode for c in children] == [0, 0]
+    assert sorted(won[0] + won[1]) == event_ids
+    with SQLiteStore(path) as store:
+        stored = {d["id"]: d["creator"] for d in store.get_documents(ALERT_EVENTS, event_ids)}
+    assert stored == {i: n for n, w in won.items() for i in w}

@@ -23,7 +23,7 @@ SEMCONV_METRIC_LABELS = frozenset({
     "gen_ai.request.model", "gen_ai.token.type", "cpython.gc.generation", "process.cpython.gc.generation",
 })
 #: Labels of avalo-otel's own metrics.
-OWN_METRIC_LABELS = frozenset({"reason", "rule", "exporter"})
+OWN_METRIC_LABELS = frozenset({"reason", "rule", "exporter", "slo", "indicator", "window", "notifier", "severity"})
 
 
 def allowed_metric_labels(settings: Settings) -> frozenset[str]:

@@ -1,4 +1,5 @@
-"""The Store interface: the original design's five collections, whatever holds them.
+"""The Store interface: the original design's five collections plus ``slo_rollups``, whatever
+holds them.
 
 Documents keep the original field names (``ts``, ``domain``, ``errorCode``, ``latencyMs`` …).
 Times are epoch milliseconds (ints) in documents; ``expireAt`` is epoch ms too (Firestore stores
@@ -8,24 +9,27 @@ write never duplicates.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterable, Iterator, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 TELEMETRY_EVENTS = "telemetry_events"
 METRICS = "metrics"
 TRACES = "traces"
 ALERT_RULES = "alert_rules"
 ALERT_EVENTS = "alert_events"
-COLLECTIONS = (TELEMETRY_EVENTS, METRICS, TRACES, ALERT_RULES, ALERT_EVENTS)
+#: Per-SLO, per-day minute counts kept by the SLO evaluator (see ``avalo_otel.slo.rollup``), so
+#: evaluating a 30-day SLO reads ~31 small documents whatever the traffic and process count.
+SLO_ROLLUPS = "slo_rollups"
+COLLECTIONS = (TELEMETRY_EVENTS, METRICS, TRACES, ALERT_RULES, ALERT_EVENTS, SLO_ROLLUPS)
 
 DAY_MS = 86_400_000
 #: Retention per collection in days (None: kept), as in the original design.
 RETENTION_DAYS: Mapping[str, Optional[int]] = {
-    TELEMETRY_EVENTS: 90, METRICS: 30, TRACES: 30, ALERT_RULES: None, ALERT_EVENTS: 90,
+    TELEMETRY_EVENTS: 90, METRICS: 30, TRACES: 30, ALERT_RULES: None, ALERT_EVENTS: 90, SLO_ROLLUPS: 93,
 }
 #: The time field each collection is ordered and expired by.
 TIME_FIELD: Mapping[str, str] = {
     TELEMETRY_EVENTS: "ts", METRICS: "timestamp", TRACES: "startTime", ALERT_RULES: "updatedAt",
-    ALERT_EVENTS: "timestamp",
+    ALERT_EVENTS: "timestamp", SLO_ROLLUPS: "day",
 }
 
 Document = dict[str, Any]
@@ -41,8 +45,11 @@ class StoreError(Exception):
 
 @runtime_checkable
 class Store(Protocol):
-    """Storage for the five collections. Implementations must be safe to call from several
+    """Storage for the six collections. Implementations must be safe to call from several
     threads at once (the exporter threads write while readers query).
+
+    The two stores also have ``documents_read`` (an int: how many documents their reads have
+    returned, for benchmarks) and ``scan_page_size`` (documents per page of ``scan_metrics``).
 
     A store may also have ``max_batch``: the most documents a ``StoreWriter`` should hand
     ``write`` at once (500, Firestore's commit limit, when it has none); and the pair
@@ -89,11 +96,29 @@ class Store(Protocol):
 
     def insert_alert_event(self, event: Document) -> None: ...
 
+    def create_alert_event(self, event: Document) -> bool:
+        """Insert an alert event only if no event has its ``id``: True if this call created it.
+        Two evaluators firing the same alert (same deterministic id) store and notify it once."""
+
+    def update_alert_event(self, event_id: str, changes: Mapping[str, Any]) -> bool:
+        """Set the given top-level fields of one alert event; False if there is no such event."""
+
     def query_alert_events(
         self, *, severity: Optional[str] = None, acknowledged: Optional[bool] = None,
         start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 50,
+        rule_id: Optional[str] = None, status: Optional[str] = None,
     ) -> list[Document]:
-        """Alert events, newest first."""
+        """Alert events matching every given field (``ruleId``, ``status`` = "firing" |
+        "resolved"), newest first."""
+
+    def scan_metrics(
+        self, *, names: Sequence[str], start_ms: int, end_ms: int,
+    ) -> Iterator[Document]:
+        """Every ``metrics`` point of any of ``names`` with ``start_ms <= timestamp < end_ms``,
+        oldest first, read in pages (no limit: the SLO rollups and alert rules need them all)."""
+
+    def get_documents(self, collection: str, ids: Sequence[str]) -> list[Document]:
+        """The documents of ``collection`` with these ids that exist, in the order of ``ids``."""
 
     def acknowledge_alert(self, event_id: str, by: str, at_ms: Optional[int] = None) -> bool:
         """Set ``acknowledged``, ``acknowledgedBy``, ``acknowledgedAt``; False if no such event."""

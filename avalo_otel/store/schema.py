@@ -358,3 +358,20 @@ def alert_event_document(event: Mapping[str, Any], now_ms: Optional[int] = None)
     if doc.get("id") in (None, ""):
         doc["id"] = document_id(ALERT_EVENTS, doc)
     return prepare_document(ALERT_EVENTS, doc)
+
+
+def alert_event_changes(event_id: str, changes: Mapping[str, Any]) -> Document:
+    """``update_alert_event``'s changes as stored: JSON-safe top-level fields. The ``id`` is the
+    key and cannot change (given unchanged, it is dropped)."""
+    if not isinstance(changes, Mapping):
+        raise StoreError(f"{ALERT_EVENTS}: changes must be a mapping, not {type(changes).__name__}")
+    out: Document = dict(json_safe(changes))
+    if "id" in out and str(out.pop("id")) != str(event_id):
+        raise StoreError(f"{ALERT_EVENTS}: an alert event's id cannot change (event {event_id!r})")
+    return out
+
+
+def acknowledgement(by: str, at_ms: Optional[int] = None) -> Document:
+    """The changes ``acknowledge_alert`` makes (``acknowledgedAt`` defaults to now)."""
+    at = int(at_ms) if at_ms is not None else time.time_ns() // 1_000_000
+    return {"acknowledged": True, "acknowledgedBy": by, "acknowledgedAt": at}

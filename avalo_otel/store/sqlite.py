@@ -1,7 +1,8 @@
-"""The embedded store: the five collections in one SQLite file, stdlib ``sqlite3`` only.
+"""The embedded store: the six collections in one SQLite file, stdlib ``sqlite3`` only.
 
 Each collection is a table holding the queried fields as columns plus the whole document as
-JSON (``doc``); the indexes are the original design's composite Firestore indexes.
+JSON (``doc``); the indexes are the original design's composite Firestore indexes. A file an
+older version made gets the columns added since when it is opened (``sqlite_rows.create_schema``).
 
 Concurrency: the file is in WAL mode, so readers never block the writer nor each other. All
 writes go through one connection behind a lock: SQLite admits one writer at a time anyway, and
@@ -20,7 +21,6 @@ import re
 import sqlite3
 import threading
 import weakref
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
@@ -30,9 +30,11 @@ from .base import (
     ALERT_EVENTS, ALERT_RULES, COLLECTIONS, METRICS, TELEMETRY_EVENTS, TIME_FIELD, TRACES, Document,
     StoreError, check_collection,
 )
+from .reads import positive
 from .schema import alert_event_document, alert_rule_document, prepare_document
+from .sqlite_queries import AlertEventsAndScans
 from .sqlite_rows import (
-    _COLUMNS, _GETTERS, _INDEXES, _SQL_TYPES, MAX_ROWS, _column, _decode, _encode, _plain_row, _statements,
+    _COLUMNS, _GETTERS, MAX_ROWS, _column, _decode, _encode, _plain_row, _statements, create_schema,
 )
 
 #: Where ``SQLiteStore()`` puts its file: relative to the working directory.
@@ -42,7 +44,6 @@ BUSY_TIMEOUT_MS = 10_000
 _PREFIX = re.compile(r"^[A-Za-z0-9_]*$")
 _READERS_KEPT = 4
 _TRANSIENT = ("locked", "busy", "disk i/o")
-
 
 
 _stores: "weakref.WeakSet[SQLiteStore]" = weakref.WeakSet()
@@ -65,8 +66,9 @@ def _reinit_after_fork() -> None:
         store._after_fork_in_child()
 
 
-class SQLiteStore:
-    """``Store`` on one SQLite file; ``prefix`` is prepended to every table (e.g. ``"staging_"``)."""
+class SQLiteStore(AlertEventsAndScans):
+    """``Store`` on one SQLite file; ``prefix`` is prepended to every table (e.g. ``"staging_"``).
+    ``documents_read`` counts the documents its reads have returned."""
 
     #: What a ``StoreWriter`` hands ``write`` at most: one statement's rows.
     max_batch = MAX_ROWS
@@ -82,12 +84,12 @@ class SQLiteStore:
         self._pool_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
+        self.documents_read = 0
         self._writer = self._connect(reader=False)
         try:
             with self._transaction("create tables") as conn:
                 for collection in COLLECTIONS:
-                    for statement in self._schema(collection):
-                        conn.execute(statement)
+                    create_schema(conn, self._table(collection), collection)
         except StoreError:
             self._writer.close()
             raise
@@ -182,18 +184,6 @@ class SQLiteStore:
     def _table(self, collection: str) -> str:
         return self.prefix + check_collection(collection)
 
-    def _schema(self, collection: str) -> list[str]:
-        table, columns = self._table(collection), _COLUMNS[collection]
-        defs = ", ".join(f'"{name}" {_SQL_TYPES[kind]}' for name, kind in columns.items())
-        statements = [f'CREATE TABLE IF NOT EXISTS "{table}" '
-                      f'(id TEXT PRIMARY KEY, {defs}, "expireAt" INTEGER, doc TEXT NOT NULL)']
-        indexes = list(_INDEXES[collection]) + ([] if collection == ALERT_RULES else [("expireAt",)])
-        for fields in indexes:
-            name = f"{table}__{'_'.join(fields)}"
-            columns_sql = ", ".join(f'"{f}"' for f in fields)
-            statements.append(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ({columns_sql})')
-        return statements
-
     # -- Store ---------------------------------------------------------------------------------
     def write(self, collection: str, documents: Sequence[Document], *, prepared: bool = False) -> None:
         """Upsert by ``id``, all of ``documents`` in one transaction."""
@@ -248,7 +238,8 @@ class SQLiteStore:
         sql = (f'SELECT doc FROM "{table}" WHERE {" AND ".join(where)} '
                f'ORDER BY "{time_field}" {order}, id {order} LIMIT ?')
         with self._reading(f"query {table}") as conn:
-            rows = conn.execute(sql, (*params, _limit(limit))).fetchall()
+            rows = conn.execute(sql, (*params, positive(limit))).fetchall()
+        self.documents_read += len(rows)
         return [_decode(row[0]) for row in rows]
 
     def query_events(
@@ -279,6 +270,7 @@ class SQLiteStore:
         table = self._table(ALERT_RULES)
         with self._reading(f"read {table}") as conn:
             row = conn.execute(f'SELECT doc FROM "{table}" WHERE id = ?', (str(rule_id),)).fetchone()
+        self.documents_read += row is not None
         return _decode(row[0]) if row else None
 
     def list_alert_rules(self, *, enabled: Optional[bool] = None) -> list[Document]:
@@ -289,6 +281,7 @@ class SQLiteStore:
             sql, params = sql + ' WHERE "enabled" = ?', [int(bool(enabled))]
         with self._reading(f"read {table}") as conn:
             rows = conn.execute(sql + " ORDER BY id", params).fetchall()
+        self.documents_read += len(rows)
         return [_decode(row[0]) for row in rows]
 
     def delete_alert_rule(self, rule_id: str) -> bool:
@@ -299,28 +292,9 @@ class SQLiteStore:
     def insert_alert_event(self, event: Document) -> None:
         self.write(ALERT_EVENTS, [alert_event_document(event)])
 
-    def query_alert_events(
-        self, *, severity: Optional[str] = None, acknowledged: Optional[bool] = None,
-        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 50,
-    ) -> list[Document]:
-        filters = {"severity": severity, "acknowledged": acknowledged}
-        return self._select(ALERT_EVENTS, filters, start_ms, end_ms, limit)
-
-    def acknowledge_alert(self, event_id: str, by: str, at_ms: Optional[int] = None) -> bool:
-        table = self._table(ALERT_EVENTS)
-        at = int(at_ms) if at_ms is not None else time.time_ns() // 1_000_000
-        with self._transaction(f"acknowledge in {table}") as conn:
-            row = conn.execute(f'SELECT doc FROM "{table}" WHERE id = ?', (str(event_id),)).fetchone()
-            if row is None:
-                return False
-            doc = _decode(row[0])
-            doc.update(acknowledged=True, acknowledgedBy=by, acknowledgedAt=at)
-            conn.execute(f'UPDATE "{table}" SET "acknowledged" = 1, doc = ? WHERE id = ?', (_encode(doc), doc["id"]))
-        return True
-
     def delete_expired(self, collection: str, now_ms: int, *, batch_size: int = 500, dry_run: bool = False) -> int:
         """Each batch is its own transaction, so exporters keep writing during a long cleanup."""
-        table, batch = self._table(collection), _limit(batch_size)
+        table, batch = self._table(collection), positive(batch_size)
         if dry_run:
             with self._reading(f"count expired in {table}") as conn:
                 sql = f'SELECT COUNT(*) FROM "{table}" WHERE "expireAt" <= ?'
@@ -371,14 +345,6 @@ def _prepare_path(path: Union[str, "os.PathLike[str]"]) -> str:
         raise StoreError(f"cannot create the directory {target.parent} for the SQLite telemetry store "
                          f"{target}: {reason}") from exc
     return str(target)
-
-
-def _limit(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise StoreError(f"limit and batch_size must be positive integers, not {value!r}")
-    return value
-
-
 
 
 if hasattr(os, "register_at_fork"):

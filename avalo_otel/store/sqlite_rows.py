@@ -1,5 +1,6 @@
 """The SQLite store's tables, rows and statements: which fields are columns, how a document
-becomes a row (orjson for the JSON), and the multi-row upserts that write a batch."""
+becomes a row (orjson for the JSON), the multi-row upserts that write a batch, and the schema
+(with the migration of files an older version made)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import orjson
 
-from .base import ALERT_EVENTS, ALERT_RULES, METRICS, TELEMETRY_EVENTS, TRACES, Document
+from .base import ALERT_EVENTS, ALERT_RULES, METRICS, SLO_ROLLUPS, TELEMETRY_EVENTS, TRACES, Document
 
 # Queried fields per collection (column → "text" | "int" | "bool"); expireAt is in every table.
 _COLUMNS: Mapping[str, Mapping[str, str]] = {
@@ -19,7 +20,8 @@ _COLUMNS: Mapping[str, Mapping[str, str]] = {
     METRICS: {"name": "text", "type": "text", "timestamp": "int"},
     TRACES: {"traceId": "text", "operation": "text", "startTime": "int"},
     ALERT_RULES: {"enabled": "bool", "updatedAt": "int"},
-    ALERT_EVENTS: {"severity": "text", "acknowledged": "bool", "timestamp": "int"},
+    ALERT_EVENTS: {"severity": "text", "acknowledged": "bool", "timestamp": "int", "ruleId": "text", "status": "text"},
+    SLO_ROLLUPS: {"slo": "text", "day": "int"},
 }
 # The original composite indexes, plus the time field alone (unfiltered queries) and expireAt.
 _INDEXES: Mapping[str, Sequence[tuple[str, ...]]] = {
@@ -27,7 +29,9 @@ _INDEXES: Mapping[str, Sequence[tuple[str, ...]]] = {
     METRICS: [("name", "timestamp"), ("type", "timestamp"), ("timestamp",)],
     TRACES: [("traceId", "startTime"), ("operation", "startTime"), ("startTime",)],
     ALERT_RULES: [("enabled",)],
-    ALERT_EVENTS: [("severity", "timestamp"), ("acknowledged", "timestamp"), ("timestamp",)],
+    ALERT_EVENTS: [("severity", "timestamp"), ("acknowledged", "timestamp"), ("ruleId", "timestamp"),
+                   ("status", "timestamp"), ("timestamp",)],
+    SLO_ROLLUPS: [("slo", "day")],
 }
 _SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "bool": "INTEGER"}
 # Per collection: the fields that are columns, in table order (id first, expireAt then doc last).
@@ -70,6 +74,61 @@ def _insert_sql(table: str, collection: str, rows: int) -> str:
     # from reading "ON CONFLICT" as a join constraint.
     return (f'INSERT INTO "{table}" ({", ".join(names)}) SELECT * FROM (VALUES {", ".join([row] * rows)}) '
             f"WHERE column1 IS NOT NULL ON CONFLICT(id) DO UPDATE SET {updates}")
+
+
+@functools.lru_cache(maxsize=None)
+def _create_sql(table: str, collection: str) -> str:
+    """One row inserted only if its id is new (``rowcount`` says whether it was)."""
+    names = [f'"{name}"' for name in (*_FIELDS[collection], "doc")]
+    return (f'INSERT INTO "{table}" ({", ".join(names)}) VALUES ({", ".join("?" * len(names))}) '
+            "ON CONFLICT(id) DO NOTHING")
+
+
+# -- schema ------------------------------------------------------------------------------------
+def create_schema(conn: sqlite3.Connection, table: str, collection: str) -> None:
+    """The table and its indexes, in a transaction of the caller's. A table an older version made
+    first gets the columns it lacks (so their indexes can be made)."""
+    defs = ", ".join(f'"{name}" {_SQL_TYPES[kind]}' for name, kind in _COLUMNS[collection].items())
+    conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" '
+                 f'(id TEXT PRIMARY KEY, {defs}, "expireAt" INTEGER, doc TEXT NOT NULL)')
+    _add_missing_columns(conn, table, collection)
+    indexes = list(_INDEXES[collection]) + ([] if collection == ALERT_RULES else [("expireAt",)])
+    for fields in indexes:
+        name = f"{table}__{'_'.join(fields)}"
+        columns = ", ".join(f'"{field}"' for field in fields)
+        conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ({columns})')
+
+
+_MIGRATION_ROWS = 1000
+
+
+def _add_missing_columns(conn: sqlite3.Connection, table: str, collection: str) -> None:
+    """Adds the columns of ``_COLUMNS`` the table lacks and fills them from each row's document.
+    Filled in Python by ``_column``, not by ``json_extract``: a column must hold exactly what a
+    query parameter becomes (``json_extract`` would make ``true`` 1 where ``_column`` says
+    "true"). Runs inside the caller's ``BEGIN IMMEDIATE``, so of two processes opening an old
+    file at once, the second finds the columns there."""
+    present = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+    missing = {name: kind for name, kind in _COLUMNS[collection].items() if name not in present}
+    if not missing:
+        return
+    for name, kind in missing.items():
+        conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {_SQL_TYPES[kind]}')
+    assignments = ", ".join(f'"{name}" = ?' for name in missing)
+    update = f'UPDATE "{table}" SET {assignments} WHERE rowid = ?'
+    last = 0  # (rowids SQLite chose are positive)
+    while True:  # in pages by rowid: never the whole table in memory
+        rows = conn.execute(f'SELECT rowid, doc FROM "{table}" WHERE rowid > ? ORDER BY rowid LIMIT ?',
+                            (last, _MIGRATION_ROWS)).fetchall()
+        conn.executemany(update, [(*_columns_of(_decode(doc), missing), rowid) for rowid, doc in rows])
+        if len(rows) < _MIGRATION_ROWS:
+            return
+        last = rows[-1][0]
+
+
+def _columns_of(doc: Any, kinds: Mapping[str, str]) -> list[Any]:
+    fields = doc if isinstance(doc, dict) else {}
+    return [_column(kind, fields.get(name)) for name, kind in kinds.items()]
 
 
 def _column(kind: str, value: Any) -> Any:

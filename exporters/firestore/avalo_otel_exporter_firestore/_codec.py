@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from google.cloud.firestore_v1._helpers import encode_value
+from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import document as _document
 from google.cloud.firestore_v1.types import firestore as _firestore
 from google.cloud.firestore_v1.types import write as _write
@@ -133,6 +134,16 @@ def commit_requests(database: str, path: str, docs: Mapping[str, Document], name
             requests.append(request)
         size += doc_size
     return requests
+
+
+def precondition(write: Any, *, exists: bool) -> None:
+    """Make ``write`` a create (``exists=False``: refused with ALREADY_EXISTS if the document is
+    there) or an update of only the top-level fields it holds (``exists=True``: NOT_FOUND if the
+    document is not there; the mask names the fields as stored, after ``firestore_key``)."""
+    write.current_document.exists = exists
+    if exists:
+        write.update_mask.SetInParent()  # an empty mask still means "no other field"
+        write.update_mask.field_paths.extend(FieldPath(name).to_api_repr() for name in write.update.fields)
 
 
 def halves(request: Any) -> tuple[Any, Any]:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import grpc
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exc
 
 from avalo_otel.store.base import StoreError
+
+# Never retry inside the client: the exporter above owns retry and backoff, and a dead backend
+# must fail within ``timeout`` instead of after the client's 60 s default retry deadline. (A
+# Retry that retries nothing rather than ``retry=None``, because Query.stream dereferences it.)
+NO_RETRY = Retry(predicate=lambda exc: False)
 
 _TRANSIENT_API = (
     gexc.ServiceUnavailable,

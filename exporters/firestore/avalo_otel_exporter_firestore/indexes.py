@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any, Optional, Sequence
 
-from avalo_otel.store.base import ALERT_EVENTS, METRICS, RETENTION_DAYS, TELEMETRY_EVENTS, TRACES
+from avalo_otel.store.base import ALERT_EVENTS, METRICS, RETENTION_DAYS, SLO_ROLLUPS, TELEMETRY_EVENTS, TRACES
 
 from ._codec import EXPIRE_FIELD, collection_id
 
@@ -29,10 +29,12 @@ def _subsets(fields: Sequence[str]) -> tuple[tuple[str, ...], ...]:
 QUERY_FAMILIES: tuple[tuple[str, tuple[tuple[str, ...], ...], str, str], ...] = (
     (TELEMETRY_EVENTS, _subsets(("domain", "level", "operation", "success")), "ts", DESC),
     (METRICS, _subsets(("name", "type")), "timestamp", DESC),
+    # scan_metrics: one name, oldest first (then by document id, which every index ends with).
+    (METRICS, (("name",),), "timestamp", ASC),
     (TRACES, (("operation",),), "startTime", DESC),
     # By trace id the spans come oldest first (the trace's order), with or without an operation.
     (TRACES, (("traceId",), ("traceId", "operation")), "startTime", ASC),
-    (ALERT_EVENTS, _subsets(("severity", "acknowledged")), "timestamp", DESC),
+    (ALERT_EVENTS, _subsets(("severity", "acknowledged", "ruleId", "status")), "timestamp", DESC),
 )
 
 #: Map fields no query filters on: not indexing them saves an index entry per key per document.
@@ -40,6 +42,8 @@ UNINDEXED_FIELDS: tuple[tuple[str, str], ...] = (
     (TELEMETRY_EVENTS, "metadata"),
     (METRICS, "labels"),
     (TRACES, "attributes"),
+    # A rollup's minute counts: a JSON text of up to ~100 KB, read by id only.
+    (SLO_ROLLUPS, "data"),
 )
 
 
@@ -101,11 +105,20 @@ def query_shape(structured_query: Any) -> Shape:
         elif kind == "unary_filter":
             equal.add(flt.unary_filter.field.field_path)
     orders = tuple((o.field.field_path, StructuredQuery.Direction(o.direction).name) for o in pb.order_by)
+    orders = _without_implicit_name(orders)
     # Without an explicit order, Firestore sorts by the range-filtered field, ascending.
     orders = orders or tuple((f, ASC) for f in sorted(ranged))
     if len({f for f, _ in orders} | ranged) > 1:
         raise ValueError(f"query ranges or orders on several fields: {sorted(ranged)}, {orders}")
     return pb.from_[0].collection_id, frozenset(equal), orders
+
+
+def _without_implicit_name(orders: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``orders`` less a last ``__name__`` in the direction of the order before it: every index
+    ends with the document name in that direction, so it needs no index field of its own."""
+    if len(orders) >= 2 and orders[-1][0] == "__name__" and orders[-1][1] == orders[-2][1]:
+        return orders[:-1]
+    return orders
 
 
 def is_covered(shape: Shape, config: dict[str, Any]) -> bool:

@@ -5,25 +5,21 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 import weakref
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import firestore as _firestore_types
 
-from avalo_otel.store import schema
-from avalo_otel.store.base import (
-    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, METRICS, TIME_FIELD, TELEMETRY_EVENTS, TRACES, Document,
-    StoreError, check_collection,
-)
+from avalo_otel.store import reads, schema
+from avalo_otel.store.base import ALERT_EVENTS, ALERT_RULES, COLLECTIONS, Document, StoreError, check_collection
 
 from . import _codec, _fork
-from ._errors import store_error
+from ._errors import NO_RETRY, store_error
+from ._reads import Reads
 
 _CommitRequest = _firestore_types.CommitRequest
 
@@ -31,23 +27,20 @@ __all__ = ["FirestoreStore"]
 
 T = TypeVar("T")
 
-# Never retry inside the client: the exporter above owns retry and backoff, and a dead backend
-# must fail within ``timeout`` instead of after the client's 60 s default retry deadline. (A
-# Retry that retries nothing rather than ``retry=None``, because Query.stream dereferences it.)
-_NO_RETRY = Retry(predicate=lambda exc: False)
 _stores: "weakref.WeakSet[FirestoreStore]" = weakref.WeakSet()
 
 
 _fork.register(_stores)
 
 
-class FirestoreStore:
-    """The five avalo-otel collections in Firestore, documents keyed by their ``id``.
+class FirestoreStore(Reads):
+    """The six avalo-otel collections in Firestore, documents keyed by their ``id``.
 
     ``client`` is used as given (and not closed by :meth:`close`); otherwise one is created on
     first use from ``project``/``database`` (and ``FIRESTORE_EMULATOR_HOST``). A process forked
     after use gets its own client: gRPC channels must not cross ``os.fork``. Every call runs
     once with ``timeout`` seconds and raises ``StoreError`` (``transient`` if a retry may help).
+    ``documents_read`` counts the documents its reads have returned.
     """
 
     def __init__(
@@ -67,6 +60,7 @@ class FirestoreStore:
         self.calls = _fork.CallsInFlight()  # what a fork waits for (see _fork)
         self._inherited: list[Any] = []
         self._closed = False
+        self.documents_read = 0
         _stores.add(self)
 
     @classmethod
@@ -132,6 +126,11 @@ class FirestoreStore:
     def _collection(self, collection: str) -> Any:
         return self.client.collection(self.collection_name(collection))
 
+    def _path(self, collection: str) -> str:
+        """The absolute name of a document of ``collection`` less its key (the client's own, as
+        ``set()`` sends it; keys never contain "/")."""
+        return str(self._collection(collection).document("-")._document_path[:-1])
+
     def _after_fork_in_child(self) -> None:
         # A parent thread may have held these at fork time; their copies would never unlock.
         self._lock = threading.Lock()
@@ -147,14 +146,27 @@ class FirestoreStore:
             raise store_error(exc, what) from exc
 
     def _stream(self, query: Any, what: str) -> list[Any]:
-        return self._call(what, lambda: list(query.stream(retry=_NO_RETRY, timeout=self.timeout)))
+        return self._call(what, lambda: list(query.stream(retry=NO_RETRY, timeout=self.timeout)))
 
     def _count(self, query: Any, what: str) -> int:
-        result = self._call(what, lambda: query.count(alias="n").get(retry=_NO_RETRY, timeout=self.timeout))
+        result = self._call(what, lambda: query.count(alias="n").get(retry=NO_RETRY, timeout=self.timeout))
         return int(result[0][0].value) if result and result[0] else 0
 
     def _commit(self, batch: Any, what: str) -> None:
-        self._call(what, lambda: batch.commit(retry=_NO_RETRY, timeout=self.timeout))
+        self._call(what, lambda: batch.commit(retry=NO_RETRY, timeout=self.timeout))
+
+    @staticmethod
+    def _unless(refusal: type[Exception], fn: Callable[[], Any]) -> bool:
+        """Runs ``fn`` (a call with a precondition, made through ``_call``): False if the backend
+        refused it with ``refusal`` (the precondition failed), True if it ran. (``fn`` makes its
+        own ``_call``: nested ones could hold up a fork waiting for the outer one.)"""
+        try:
+            fn()
+        except StoreError as error:
+            if isinstance(error.__cause__, refusal):
+                return False
+            raise
+        return True
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -173,10 +185,8 @@ class FirestoreStore:
             docs[_codec.document_key(doc["id"])] = doc
         if not docs:
             return
-        # The absolute name the client's own set() sends, less the key (keys never contain "/").
-        path = self._collection(collection).document("-")._document_path[:-1]
         what = f"write to {name}"
-        for request in _codec.commit_requests(self.client._database_string, path, docs, name):
+        for request in _codec.commit_requests(self.client._database_string, self._path(collection), docs, name):
             self._commit_request(request, what)
 
     def _commit_request(self, request: Any, what: str) -> None:
@@ -186,7 +196,7 @@ class FirestoreStore:
         api, metadata = self.client._firestore_api, self.client._rpc_metadata
         wrapped = _CommitRequest.wrap(request)
         try:
-            self._call(what, lambda: api.commit(request=wrapped, metadata=metadata, retry=_NO_RETRY,
+            self._call(what, lambda: api.commit(request=wrapped, metadata=metadata, retry=NO_RETRY,
                                                 timeout=self.timeout))
         except StoreError as error:
             # Our byte estimate is Firestore's storage formula, not the wire size: if the request
@@ -206,32 +216,38 @@ class FirestoreStore:
     def insert_alert_event(self, event: Document) -> None:
         self.write(ALERT_EVENTS, [schema.alert_event_document(event)])
 
+    def create_alert_event(self, event: Document) -> bool:
+        """One commit with an "exists: false" precondition: Firestore itself decides which of
+        two creators of the same id wins (the other gets ALREADY_EXISTS: False here)."""
+        doc = schema.alert_event_document(event)
+        return self._write_if(ALERT_EVENTS, doc["id"], doc, "create alert event", exists=False)
+
+    def update_alert_event(self, event_id: str, changes: Mapping[str, Any]) -> bool:
+        """One commit of just these fields (an update mask) with an "exists" precondition: no
+        read, and a concurrent change to other fields is kept."""
+        fields = schema.alert_event_changes(event_id, changes)
+        return self._write_if(ALERT_EVENTS, event_id, fields, "update alert event", exists=True)
+
     def acknowledge_alert(self, event_id: str, by: str, at_ms: Optional[int] = None) -> bool:
         """Mark one alert event acknowledged; False if there is no such event."""
-        at = int(time.time() * 1000) if at_ms is None else int(at_ms)
-        ref = self._collection(ALERT_EVENTS).document(_codec.document_key(str(event_id)))
-        try:
-            self._call("acknowledge alert", lambda: ref.update(
-                {"acknowledged": True, "acknowledgedBy": by, "acknowledgedAt": at},
-                retry=_NO_RETRY, timeout=self.timeout,
-            ))
-        except StoreError as error:
-            if isinstance(error.__cause__, gexc.NotFound):
-                return False
-            raise
-        return True
+        return self.update_alert_event(event_id, schema.acknowledgement(by, at_ms))
+
+    def _write_if(self, collection: str, doc_id: Any, fields: Document, what: str, *, exists: bool) -> bool:
+        """``fields`` written to one document, encoded as ``write`` encodes documents (keys,
+        ``expireAt`` timestamp, size), as a create (``exists=False``) or an update of only
+        these top-level fields (``exists=True``). False if the precondition failed."""
+        key, name = _codec.document_key(doc_id), self.collection_name(collection)
+        [request] = _codec.commit_requests(self.client._database_string, self._path(collection), {key: fields}, name)
+        _codec.precondition(request.writes[0], exists=exists)
+        refusal = gexc.NotFound if exists else gexc.AlreadyExists
+        return self._unless(refusal, lambda: self._commit_request(request, what))
 
     def delete_alert_rule(self, rule_id: str) -> bool:
         """Delete a rule; False if there was none (one round trip: a precondition, not a read)."""
         ref = self._collection(ALERT_RULES).document(_codec.document_key(str(rule_id)))
         exists = self.client.write_option(exists=True)
-        try:
-            self._call("delete alert rule", lambda: ref.delete(option=exists, retry=_NO_RETRY, timeout=self.timeout))
-        except StoreError as error:
-            if isinstance(error.__cause__, gexc.NotFound):
-                return False
-            raise
-        return True
+        return self._unless(gexc.NotFound, lambda: self._call(
+            "delete alert rule", lambda: ref.delete(option=exists, retry=NO_RETRY, timeout=self.timeout)))
 
     def delete_expired(self, collection: str, now_ms: int, *, batch_size: int = 500, dry_run: bool = False) -> int:
         """Delete (or count) documents with ``expireAt <= now_ms``, ``batch_size`` (at most 500) at a time.
@@ -240,7 +256,7 @@ class FirestoreStore:
         manual clean-up and for stores without a TTL policy.
         """
         name = self.collection_name(collection)
-        batch_size = _positive(batch_size)
+        batch_size = reads.positive(batch_size)
         expired = self._collection(collection).where(
             filter=FieldFilter(_codec.EXPIRE_FIELD, "<=", _codec.ms_to_timestamp(int(now_ms)))
         )
@@ -260,73 +276,6 @@ class FirestoreStore:
             total += len(snapshots)
             if len(snapshots) < size:
                 return total
-
-    # -- reads ----------------------------------------------------------------------------------
-
-    def _query(
-        self, collection: str, equal: Mapping[str, Any], start_ms: Optional[int], end_ms: Optional[int],
-        limit: int, *, descending: bool = True,
-    ) -> list[Document]:
-        limit = _positive(limit)
-        field = TIME_FIELD[collection]
-        query: Any = self._collection(collection)
-        for key, value in equal.items():
-            if value is not None:
-                query = query.where(filter=FieldFilter(key, "==", value))
-        # Always a numeric range: Firestore range filters match numbers only, which leaves out
-        # documents whose time is null, missing or not a number (as the SQLite store does).
-        low = float("-inf") if start_ms is None else int(start_ms)
-        query = query.where(filter=FieldFilter(field, ">=", low))
-        if end_ms is not None:
-            query = query.where(filter=FieldFilter(field, "<", int(end_ms)))
-        direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
-        query = query.order_by(field, direction=direction).limit(limit)
-        return [_codec.from_firestore(s.id, s.to_dict()) for s in self._stream(query, f"query {collection}")]
-
-    def query_events(
-        self, *, domain: Optional[str] = None, level: Optional[str] = None, operation: Optional[str] = None,
-        success: Optional[bool] = None, start_ms: Optional[int] = None, end_ms: Optional[int] = None,
-        limit: int = 100,
-    ) -> list[Document]:
-        """``telemetry_events`` matching every given field, ``start_ms <= ts < end_ms``, newest first."""
-        equal = {"domain": domain, "level": level, "operation": operation, "success": success}
-        return self._query(TELEMETRY_EVENTS, equal, start_ms, end_ms, limit)
-
-    def query_metrics(
-        self, *, name: Optional[str] = None, type: Optional[str] = None,
-        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 1000,
-    ) -> list[Document]:
-        """``metrics`` points by name/type and ``timestamp`` range, newest first."""
-        return self._query(METRICS, {"name": name, "type": type}, start_ms, end_ms, limit)
-
-    def query_traces(
-        self, *, trace_id: Optional[str] = None, operation: Optional[str] = None,
-        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 1000,
-    ) -> list[Document]:
-        """Spans by trace id (oldest first) or operation (newest first) and ``startTime`` range."""
-        equal = {"traceId": trace_id, "operation": operation}
-        return self._query(TRACES, equal, start_ms, end_ms, limit, descending=trace_id is None)
-
-    def query_alert_events(
-        self, *, severity: Optional[str] = None, acknowledged: Optional[bool] = None,
-        start_ms: Optional[int] = None, end_ms: Optional[int] = None, limit: int = 50,
-    ) -> list[Document]:
-        """Alert events, newest first."""
-        equal = {"severity": severity, "acknowledged": acknowledged}
-        return self._query(ALERT_EVENTS, equal, start_ms, end_ms, limit)
-
-    def get_alert_rule(self, rule_id: str) -> Optional[Document]:
-        ref = self._collection(ALERT_RULES).document(_codec.document_key(str(rule_id)))
-        snapshot = self._call("get alert rule", lambda: ref.get(retry=_NO_RETRY, timeout=self.timeout))
-        return _codec.from_firestore(snapshot.id, snapshot.to_dict()) if snapshot.exists else None
-
-    def list_alert_rules(self, *, enabled: Optional[bool] = None) -> list[Document]:
-        """All rules (optionally only enabled or disabled ones), by id."""
-        query: Any = self._collection(ALERT_RULES)
-        if enabled is not None:
-            query = query.where(filter=FieldFilter("enabled", "==", enabled))
-        rules = [_codec.from_firestore(s.id, s.to_dict()) for s in self._stream(query, "list alert rules")]
-        return sorted(rules, key=lambda rule: str(rule["id"]))
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -359,9 +308,3 @@ def _too_large(exc: Optional[BaseException]) -> bool:
     return isinstance(exc, (gexc.ResourceExhausted, gexc.InvalidArgument)) and bool(
         re.search(r"exceeds|too large|payload size", str(exc), re.IGNORECASE)
     )
-
-
-def _positive(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise StoreError(f"limit and batch_size must be positive integers, not {value!r}")
-    return value
