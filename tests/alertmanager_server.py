@@ -15,11 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,7 +24,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-from prometheus_server import free_port
+from server_process import LoopbackServer
 
 DEFAULT_BINARY = "/usr/bin/prometheus-alertmanager"
 Payload = dict[str, Any]
@@ -94,24 +91,18 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-class AlertmanagerServer:
-    """One Alertmanager process routing every alert to ``webhook_url``."""
+class AlertmanagerServer(LoopbackServer):
+    """One Alertmanager process routing every alert to ``webhook_url``.
+
+    Port, readiness, stop by PID and cleanup come from ``server_process.LoopbackServer``.
+    """
+
+    name = "Alertmanager"
 
     def __init__(self, webhook_url: str, *, workdir: Optional[Path] = None, group_wait: str = "1s") -> None:
         self.webhook_url, self.group_wait = webhook_url, group_wait
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="alertmanager-"))
+        super().__init__(workdir, prefix="alertmanager-", log_name="alertmanager.log")
         self.config_path = self.workdir / "alertmanager.yml"
-        self.log_path = self.workdir / "alertmanager.log"
-        self.port: Optional[int] = None
-        self.process: Optional[subprocess.Popen[bytes]] = None
-        self._log_file: Any = None
-
-    @property
-    def url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("Alertmanager is not started")
-        return f"http://127.0.0.1:{self.port}"
 
     def _write_config(self) -> None:
         config = {
@@ -123,72 +114,27 @@ class AlertmanagerServer:
         self.config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
 
     def start(self, ready_timeout: float = 20.0) -> "AlertmanagerServer":
+        """Start on a free port and wait for ``/-/ready``; a binary that is missing or does not
+        come up fails the test (with the log's tail)."""
         binary = alertmanager_binary()
         self._write_config()
-        problem = ""
-        for _attempt in range(3):  # the free port can be taken between asking and binding
-            self.port = free_port()
-            storage = self.workdir / f"data-{self.port}"
-            storage.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.log_path, "ab")
-            self.process = subprocess.Popen(
-                [binary, f"--config.file={self.config_path}", f"--storage.path={storage}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=info"],
-                stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT)
-            problem = self._wait_ready(ready_timeout) or ""
-            if not problem:
-                return self
-            self.stop()
-            if "address already in use" not in self.log_tail().lower():
-                break
-        pytest.fail(f"Alertmanager did not become ready: {problem}\n--- log ---\n{self.log_tail()}", pytrace=False)
 
-    def _wait_ready(self, timeout: float) -> Optional[str]:
-        deadline, last = time.monotonic() + timeout, "no answer yet"
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                return f"process exited with code {self.process.returncode}"
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        return None
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.1)
-        return f"not ready after {timeout:.0f} s ({last})"
+        def command(port: int) -> list[str]:
+            storage = self.workdir / f"data-{port}"  # one storage dir per attempt
+            storage.mkdir(parents=True, exist_ok=True)
+            # No cluster listener: by default it binds the fixed port 9094 on every interface,
+            # which two runs at once would fight over.
+            return [binary, f"--config.file={self.config_path}", f"--storage.path={storage}",
+                    f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=info"]
+
+        self._start_on_free_port(command, "/-/ready", ready_timeout)
+        return self
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts Alertmanager holds now (``GET /api/v2/alerts``)."""
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as resp:
             return list(json.load(resp))
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the process by its PID: SIGTERM, wait, then SIGKILL."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 @pytest.fixture(scope="module")

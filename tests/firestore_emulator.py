@@ -31,7 +31,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from prometheus_server import free_port
+from server_process import free_port, log_tail, stop_process, wait_http_ready
 
 DEFAULT_JAR = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
 MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
@@ -55,7 +55,11 @@ def emulator_command(port: int) -> list[str]:
 
 
 class FirestoreEmulator:
-    """One emulator process; the port is chosen on the first start and kept across restarts."""
+    """One emulator process; the port is chosen on the first start and kept across restarts.
+
+    Not a ``server_process.LoopbackServer``: keeping the port across restarts (an outage and a
+    recovery at the same address) and the ``Ok`` readiness body differ, so it uses the functions.
+    """
 
     def __init__(self, workdir: Optional[Path] = None) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="firestore-emulator-"))
@@ -102,36 +106,17 @@ class FirestoreEmulator:
                     f"log {self.log_path}:\n{self.log_tail()}", pytrace=False)
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                return False
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=1) as response:
-                    if response.read().strip() == b"Ok":
-                        return True
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        return False
+        assert self.process is not None
+        return wait_http_ready(self.url + "/", self.process, timeout, request_timeout=1,
+                               body_ok=lambda body: body.strip() == b"Ok") is None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop this emulator by its PID: terminate, then kill. Data is lost; the port is kept."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        stop_process(process, timeout)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     # -- per-test helpers ----------------------------------------------------------------------
     def project_id(self) -> str:

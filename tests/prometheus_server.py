@@ -19,9 +19,6 @@ import json
 import math
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -31,15 +28,10 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import pytest
 
+from server_process import LoopbackServer, free_port
+
 DEFAULT_BINARY = "/usr/bin/prometheus"
 Result = dict[str, Any]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def prometheus_binary() -> str:
@@ -80,8 +72,13 @@ class PrometheusError(RuntimeError):
     """The query API answered with an error (bad PromQL, server trouble)."""
 
 
-class PrometheusServer:
-    """One Prometheus process scraping ``targets`` every second, with its own TSDB and log in ``workdir``."""
+class PrometheusServer(LoopbackServer):
+    """One Prometheus process scraping ``targets`` every second, with its own TSDB and log in ``workdir``.
+
+    Port, readiness, stop by PID and cleanup come from ``server_process.LoopbackServer``.
+    """
+
+    name = "Prometheus"
 
     def __init__(
         self,
@@ -101,90 +98,29 @@ class PrometheusServer:
         self.rule_files = [str(Path(f).resolve()) for f in rule_files]
         self.alertmanagers = list(alertmanagers)
         self.binary = binary
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="prometheus-"))
+        super().__init__(workdir, prefix="prometheus-", log_name="prometheus.log")
         self.config_path = self.workdir / "prometheus.yml"
-        self.log_path = self.workdir / "prometheus.log"
         self.targets: list[str] = list(targets)
-        self.port: Optional[int] = None
-        self.process: Optional[subprocess.Popen[bytes]] = None
-        self._log_file: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("Prometheus is not started")
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self, ready_timeout: float = 20.0) -> "PrometheusServer":
+        """Start on a free port and wait for ``/-/ready``; a binary that is missing or does not
+        come up fails the test (with the log's tail)."""
         binary = self.binary or prometheus_binary()
         self._write_config()
-        last_problem = ""
-        for _attempt in range(3):  # the free port can be taken between asking and binding
-            self.port = free_port()
-            storage = self.workdir / f"data-{self.port}"
-            self._log_file = open(self.log_path, "ab")
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={self.config_path}",
-                    f"--storage.tsdb.path={storage}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--web.enable-lifecycle",
-                    "--log.level=info",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=self._log_file,
-                stderr=subprocess.STDOUT,
-            )
-            problem = self._wait_ready(ready_timeout)
-            if problem is None:
-                return self
-            last_problem = problem
-            self.stop()
-            if "address already in use" not in self.log_tail().lower():
-                break
-        pytest.fail(f"Prometheus did not become ready: {last_problem}\n--- log ---\n{self.log_tail()}", pytrace=False)
 
-    def _wait_ready(self, timeout: float) -> Optional[str]:
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                return f"process exited with code {self.process.returncode}"
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        return None
-                    last = f"HTTP {resp.status}"
-            except urllib.error.HTTPError as exc:  # 503 while starting
-                last = f"HTTP {exc.code}"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.1)
-        return f"not ready after {timeout:.0f} s ({last})"
+        def command(port: int) -> list[str]:
+            return [
+                binary,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={self.workdir / f'data-{port}'}",  # one TSDB per attempt
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--web.enable-lifecycle",
+                "--log.level=info",
+            ]
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the process by its PID: SIGTERM, wait, then SIGKILL."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def cleanup(self) -> None:
-        """Stop, then remove the work directory if this object created it."""
-        self.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        self._start_on_free_port(command, "/-/ready", ready_timeout)
+        return self
 
     def __enter__(self) -> "PrometheusServer":
         return self.start()
@@ -311,12 +247,6 @@ class PrometheusServer:
             return len(results) == 1 and math.isclose(sample_value(results[0]), expected, rel_tol=rel, abs_tol=rel)
 
         return sample_value(self.wait_for(promql, matches, timeout)[0])
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 @pytest.fixture(scope="module")

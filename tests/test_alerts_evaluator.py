@@ -16,6 +16,7 @@ from avalo_otel.alerts import (
     get_alert_events, set_alert_rule,
 )
 from avalo_otel.slo.definitions import load_slos, parse_slos
+from avalo_otel.slo.report import WindowStats
 from avalo_otel.store import SQLiteStore
 from alert_points import MINUTE, T0, ops
 
@@ -275,24 +276,9 @@ def test_fire_and_resolve_are_telemetry_events(store: SQLiteStore, captured: Any
 
 # -- burn-rate alerts --------------------------------------------------------------------------
 @dataclass
-class Window:
-    total: float
-    bad: float
-    budget: float
-
-    @property
-    def burn_rate(self) -> Optional[float]:
-        if self.total <= 0:
-            return None
-        if self.budget <= 0:
-            return math.inf if self.bad > 0 else 0.0
-        return (self.bad / self.total) / self.budget
-
-
-@dataclass
 class IndicatorStub:
     indicator: Any
-    burn: Mapping[str, Window]
+    burn: Mapping[str, WindowStats]
 
 
 @dataclass
@@ -310,10 +296,11 @@ SLOS = parse_slos({"slos": [
 
 
 def report(slo_index: int, **bad_fractions: tuple[float, float]) -> ReportStub:
-    """A report whose windows have (total, bad) as given; other windows: 1000 good events."""
+    """A report (the real WindowStats, a stand-in for the rest) whose windows have (total, bad)
+    as given; other windows: 1000 good events."""
     slo = SLOS[slo_index]
     indicator = slo.indicators[0]
-    windows = {w: Window(*bad_fractions.get(f"w{w}", (1000, 0)), indicator.budget)
+    windows = {w: WindowStats(w, 0, 0, *bad_fractions.get(f"w{w}", (1000, 0)), indicator.budget)
                for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")}
     return ReportStub(slo, [IndicatorStub(indicator, windows)])
 

@@ -65,3 +65,28 @@ def test_events_through_the_api_become_slo_reports_and_gauges(configured, tmp_pa
         chat.primary.burn_rates["1h"])
     # No data is no sample, never a made-up 0 or 1.
     assert not re.search(r'avalo_slo_sli\{[^}]*slo="slo_api_overall"', text)
+
+
+def test_a_user_slo_threshold_becomes_a_bucket_boundary_through_the_setting(configured, tmp_path):
+    from avalo_otel.slo import parse_slos
+    from avalo_otel.settings import Settings, latency_buckets
+
+    definition = """
+slos:
+  - id: slo_chat_350
+    min_events: 10
+    select: {operations: [chat.send]}
+    indicators:
+      - {id: latency, kind: latency, threshold_ms: 350, objective: 90}
+"""
+    settings = Settings.load({"AVALO_OTEL_LATENCY_BUCKETS_MS": "350"})
+    (slo,) = parse_slos(definition, buckets=latency_buckets(settings))
+    handle = configured(metrics_exporters="sqlite", store_path=str(tmp_path / "t.db"),
+                        environ={"AVALO_OTEL_LATENCY_BUCKETS_MS": "350"})
+    for latency in [340] * 18 + [360] * 2:  # 340 and 360 share a bucket (300, 400] without the setting
+        ao.log_success("chat", "chat.send", latency_ms=latency)
+    assert handle.force_flush()
+    (point,) = handle.store.query_metrics(name="avalo_operation_latency_ms")
+    assert 350.0 in point["buckets"]["bounds"]
+    (report,) = SLOEvaluator(handle.store, [slo]).evaluate()
+    assert (report.primary.window.total, report.primary.window.bad, report.primary.sli) == (20, 2, 0.9)

@@ -24,6 +24,20 @@ def store(tmp_path):
         yield s
 
 
+@pytest.fixture(params=["sqlite", "firestore"])
+def any_store(request, tmp_path):
+    """The embedded store and Firestore (Google's emulator, the real client)."""
+    if request.param == "sqlite":
+        with SQLiteStore(tmp_path / "t.db") as s:
+            yield s
+        return
+    from avalo_otel_exporter_firestore import FirestoreStore
+
+    emulator = request.getfixturevalue("firestore_emulator")
+    with FirestoreStore(emulator.client(emulator.project_id())) as s:
+        yield s
+
+
 def report(store, slo_id, now=NOW, **kwargs):
     (result,) = SLOEvaluator(store, [SLOS[slo_id]]).evaluate(now, **kwargs)
     return result
@@ -100,7 +114,8 @@ def test_burn_rates_per_window(store):
     assert ind.time_to_exhaustion_s == pytest.approx(ind.budget_remaining * 30 * 86400 / rates["1h"])
 
 
-def test_zero_tolerance_panic_availability_is_exhausted_by_one_bad_event_without_nan(store):
+def test_zero_tolerance_panic_availability_is_exhausted_by_one_bad_event_without_nan(any_store):
+    store = any_store
     write(store, points(NOW - 2 * MINUTE, "safety.panic_press", ok=9, server_errors=1, latencies_ms=[800] * 10))
     result = report(store, "slo_panic_safety")
     avail = next(i for i in result.indicators if i.indicator.id == "availability")
@@ -159,7 +174,8 @@ def test_cumulative_points_are_differenced_and_a_reset_counts_from_zero(store):
     assert ind.window.total == 230
 
 
-def test_rollups_are_idempotent_count_late_points_and_serve_a_calendar_month(store):
+def test_rollups_are_idempotent_count_late_points_and_serve_a_calendar_month(any_store):
+    store = any_store
     write(store, points(NOW - 3 * MINUTE, "chat.send", ok=50, latencies_ms=[100] * 50))
     evaluator = SLOEvaluator(store, [SLOS["slo_chat_delivery"]])
     first = evaluator.evaluate(NOW)[0].indicators[1].window.total
@@ -193,7 +209,8 @@ def test_a_histogram_without_the_threshold_boundary_is_left_out_with_a_warning(s
     assert result.indicators[1].window.total == 200  # availability is still counted
 
 
-def test_evaluation_reads_a_bounded_number_of_documents(store):
+def test_evaluation_reads_a_bounded_number_of_documents(any_store):
+    store = any_store
     slos = list(SLOS.values())
     for day in range(30):
         for process in range(3):

@@ -187,17 +187,7 @@ def parse_slos(
         check.fail("", f"unknown key(s) {sorted(unknown)}; expected 'version' and 'slos'")
     if data.get("version", 1) != 1:
         check.fail("version", f"unsupported version {data.get('version')!r}; this avalo-otel reads version 1")
-    items = data["slos"]
-    if not isinstance(items, list) or not items:
-        check.fail("slos", "must be a non-empty list of SLOs")
-    slos, seen = [], set()
-    for i, item in enumerate(items):
-        slo = check.slo(f"slos[{i}]", item)
-        if slo.id in seen:
-            check.fail(f"slos[{i}].id", f"duplicate SLO id {slo.id!r}")
-        seen.add(slo.id)
-        slos.append(slo)
-    return slos
+    return check.unique("slos", data["slos"], check.slo, "SLO")
 
 
 class _Checker:
@@ -206,6 +196,18 @@ class _Checker:
 
     def fail(self, where: str, message: str) -> "NoReturn":  # type: ignore[name-defined]
         raise SLODefinitionError(f"{self.source}: {where + ': ' if where else ''}{message}")
+
+    def unique(self, where: str, items: Any, parse: Any, what: str) -> list[Any]:
+        """A non-empty list parsed item by item, ids unique within it."""
+        if not isinstance(items, list) or not items:
+            self.fail(where, f"must be a non-empty list of {what}s")
+        parsed: list[Any] = []
+        for i, item in enumerate(items):
+            value = parse(f"{where}[{i}]", item)
+            if any(p.id == value.id for p in parsed):
+                self.fail(f"{where}[{i}].id", f"duplicate {what} id {value.id!r}")
+            parsed.append(value)
+        return parsed
 
     def mapping(self, where: str, value: Any, allowed: set[str], required: Iterable[str]) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
@@ -273,16 +275,7 @@ class _Checker:
         item = self.mapping(where, item, _SLO_KEYS, ("id", "select", "indicators"))
         slo_id = self.ident(f"{where}.id", item["id"])
         where = f"{where} ({slo_id})"
-        raw = item["indicators"]
-        if not isinstance(raw, list) or not raw:
-            self.fail(f"{where}.indicators", "must be a non-empty list")
-        indicators, seen = [], set()
-        for i, entry in enumerate(raw):
-            indicator = self.indicator(f"{where}.indicators[{i}]", entry)
-            if indicator.id in seen:
-                self.fail(f"{where}.indicators[{i}].id", f"duplicate indicator id {indicator.id!r}")
-            seen.add(indicator.id)
-            indicators.append(indicator)
+        indicators = self.unique(f"{where}.indicators", item["indicators"], self.indicator, "indicator")
         return SLO(
             id=slo_id,
             name=self.text(f"{where}.name", item.get("name", slo_id)),

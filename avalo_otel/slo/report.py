@@ -169,11 +169,7 @@ class SLOReport:
 
     @property
     def status(self) -> str:
-        statuses = [i.status for i in self.indicators]
-        worst = min(statuses, key=_COLOUR_RANK.__getitem__)
-        if worst in (NO_DATA, INCONCLUSIVE):
-            return NO_DATA if all(s == NO_DATA for s in statuses) else INCONCLUSIVE
-        return worst
+        return _worst([i.status for i in self.indicators], _COLOUR_RANK)
 
     @property
     def primary(self) -> IndicatorReport:
@@ -183,11 +179,7 @@ class SLOReport:
 
     @property
     def budget_status(self) -> str:
-        statuses = [i.budget_status for i in self.indicators]
-        worst = min(statuses, key=_BUDGET_RANK.__getitem__)
-        if worst in (NO_DATA, INCONCLUSIVE):
-            return NO_DATA if all(s == NO_DATA for s in statuses) else INCONCLUSIVE
-        return worst
+        return _worst([i.budget_status for i in self.indicators], _BUDGET_RANK)
 
     @property
     def policy_action(self) -> str:
@@ -206,6 +198,14 @@ class SLOReport:
             "time_to_exhaustion_s": _num(primary.time_to_exhaustion_s),
             "indicators": [i.to_dict() for i in self.indicators],
         }
+
+
+def _worst(statuses: Sequence[str], rank: Mapping[str, int]) -> str:
+    """An SLO takes its worst indicator; it is "no data" only when none of them has any."""
+    worst = min(statuses, key=rank.__getitem__)
+    if worst in (NO_DATA, INCONCLUSIVE):
+        return NO_DATA if all(s == NO_DATA for s in statuses) else INCONCLUSIVE
+    return worst
 
 
 def _num(value: Optional[float]) -> Any:
