@@ -1,5 +1,7 @@
-"""The ``avalo-otel`` command: ``demo`` (the main job), ``cleanup`` (expired data out of a store),
-``query`` (stored documents as JSON lines) and ``settings`` (what configure() would use)."""
+"""The ``avalo-otel`` command: the parser, and the data subcommands ``cleanup`` (expired data out
+of a store), ``query`` (stored documents as JSON lines) and ``settings`` (what configure() would
+use). The others live beside it: cli_demo, cli_reliability (slo), cli_alerts (evaluate, alerts,
+rules), cli_doctor."""
 
 from __future__ import annotations
 
@@ -12,72 +14,6 @@ from typing import Optional, Sequence
 
 from .settings import ConfigurationError, Settings
 from .store.base import StoreError
-
-_DEMO_SERIES = (
-    "avalo_operations_total", "chat_messages_sent_total", "wallet_tx_success_total", "wallet_tx_failed_total",
-    "panic_events_total", "ai_requests_total", "api_http_errors_total", "active_users",
-    "chat_delivery_latency_ms_count", "avalo_operation_latency_ms_count",
-)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    import avalo_otel
-    from . import demo
-
-    console = () if args.quiet else ("console",)
-    overrides = {
-        "service_name": "avalo-demo",
-        "traces_exporters": (*console, "sqlite"),
-        "logs_exporters": (*console, "sqlite"),
-        "metrics_exporters": ("prometheus", "sqlite"),
-        "metric_export_interval_ms": 5000,
-        "store_path": args.store,
-        "prometheus_port": args.port,
-        "sampling_rate": args.sampling,
-        "pseudonym_key": "avalo-demo-key",
-    }
-    handle = avalo_otel.configure(**overrides)
-    print(f"avalo-otel demo: {args.duration:g}s of simulated Avalo traffic (sampling {args.sampling:g})")
-    print(f"Prometheus endpoint: {handle.prometheus_url or 'off (port taken, see warning above)'}")
-    print(f"embedded store (SQLite): {args.store}")
-    print("console: 'span' and 'event' lines are what the exporters send (user ids pseudonymised)\n")
-    count = demo.run(duration_s=args.duration, rate_per_s=args.rate)
-    handle.force_flush()
-    text = demo.scrape(handle.prometheus_url)
-    print(f"\n{count} operations recorded. Prometheus series now served (selection):")
-    for line in text.splitlines():
-        if line.startswith(_DEMO_SERIES):
-            print("  " + line)
-    _store_summary(handle.store)
-    if args.linger > 0 and handle.prometheus_url:
-        import time
-
-        print(f"\nServing {handle.prometheus_url} for {args.linger:g}s more (Ctrl-C to stop)")
-        try:
-            time.sleep(args.linger)
-        except KeyboardInterrupt:
-            pass
-    handle.shutdown()
-    return 0
-
-
-def _store_summary(store: object) -> None:
-    from .conventions import Domain
-
-    print("\nStored in the embedded store (queried back through the Store API):")
-    for domain in Domain:
-        events = store.query_events(domain=domain.value, limit=100_000)  # type: ignore[attr-defined]
-        if events:
-            failed = sum(1 for e in events if not e["success"])
-            print(f"  telemetry_events domain={domain.value:<8} {len(events):5d} events, {failed} failed")
-    failures = store.query_events(success=False, limit=3)  # type: ignore[attr-defined]
-    for event in failures:
-        print(f"  latest failure: {event['operation']} {event['errorCode']} actor={event['actorId']}")
-    if failures and failures[0].get("traceId"):
-        spans = store.query_traces(trace_id=failures[0]["traceId"])  # type: ignore[attr-defined]
-        print(f"  its trace {failures[0]['traceId'][:8]}…: " + ", ".join(s["name"] for s in spans))
-    points = store.query_metrics(name="avalo_operations_total", limit=100_000)  # type: ignore[attr-defined]
-    print(f"  metrics: {len(points)} avalo_operations_total points (delta per export interval)")
 
 
 def _cleanup(args: argparse.Namespace) -> int:
@@ -133,6 +69,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: The filters each collection takes: any other given is an error, never silently ignored.
+_QUERY_FILTERS = {"events": ("domain", "operation"), "traces": ("trace_id", "operation"), "metrics": ("name",),
+                  "alerts": ("severity",)}
+
+
+def _check_query_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    given = [name for names in _QUERY_FILTERS.values() for name in names if getattr(args, name) is not None]
+    wrong = sorted({n for n in given if n not in _QUERY_FILTERS[args.collection]})
+    if wrong:
+        flags = ", ".join("--" + n.replace("_", "-") for n in wrong)
+        allowed = ", ".join("--" + n.replace("_", "-") for n in _QUERY_FILTERS[args.collection])
+        parser.error(f"query {args.collection}: {flags} does not apply (its filters: {allowed})")
+
+
 def _query(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
@@ -143,7 +93,7 @@ def _query(args: argparse.Namespace) -> int:
         elif args.collection == "metrics":
             docs = store.query_metrics(name=args.name, limit=args.limit)
         else:
-            docs = store.query_alert_events(limit=args.limit)
+            docs = store.query_alert_events(severity=args.severity, limit=args.limit)
         for doc in docs:
             print(json.dumps(doc, default=str, sort_keys=True))
     finally:
@@ -161,15 +111,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="avalo-otel", description="Avalo's observability on OpenTelemetry: the demo, the stored data, "
                                        "SLO reports and the deploy gate, the alert evaluator, Prometheus rules.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="simulated Avalo traffic through the API, exported live")
-    demo.add_argument("--duration", type=float, default=15.0, help="seconds of traffic (default 15)")
-    demo.add_argument("--rate", type=float, default=25.0, help="operations per second (default 25)")
-    demo.add_argument("--sampling", type=float, default=1.0, help="sampling rate for routine traces/events")
-    demo.add_argument("--port", type=int, default=9464, help="Prometheus port (0 = any free port)")
-    demo.add_argument("--linger", type=float, default=0.0, help="keep /metrics up this many seconds after")
-    demo.add_argument("--quiet", action="store_true", help="no console exporter output")
-    demo.add_argument("--store", default="avalo-demo.db", help="SQLite file for the embedded store")
-    demo.set_defaults(run=_demo)
+    from . import cli_demo
+
+    cli_demo.add_parser(sub)
     def store_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backend", choices=("sqlite", "firestore"), default="sqlite")
         p.add_argument("--path", help="SQLite file (default: AVALO_OTEL_STORE_PATH or avalo-telemetry.db)")
@@ -186,19 +130,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     query = sub.add_parser("query", help="print stored documents as JSON lines")
     store_args(query)
     query.add_argument("collection", choices=("events", "traces", "metrics", "alerts"))
-    query.add_argument("--domain")
-    query.add_argument("--operation")
-    query.add_argument("--trace-id")
-    query.add_argument("--name")
+    query.add_argument("--domain", help="events: only this domain")
+    query.add_argument("--operation", help="events, traces: only this operation")
+    query.add_argument("--trace-id", help="traces: the spans of this trace")
+    query.add_argument("--name", help="metrics: only this metric")
+    query.add_argument("--severity", choices=("INFO", "WARN", "ERROR", "CRITICAL"), help="alerts: only this severity")
     query.add_argument("--limit", type=_positive_int, default=20)
     query.set_defaults(run=_query)
-    from . import cli_alerts, cli_reliability
+    from . import cli_alerts, cli_doctor, cli_reliability
 
     cli_reliability.add_parsers(sub, store_args)
     cli_alerts.add_parsers(sub, store_args)
+    cli_doctor.add_parser(sub, store_args)
     settings = sub.add_parser("settings", help="print the resolved settings (secrets masked)")
     settings.set_defaults(run=_settings)
     args = parser.parse_args(argv)
+    if args.command == "query":
+        _check_query_flags(parser, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)

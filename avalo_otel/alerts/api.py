@@ -12,11 +12,11 @@ import time
 from typing import Any, Mapping, Optional, Union
 
 from .. import _configure
+from ..slo.policy import MINUTE_MS
 from ..store.base import Document, Store
 from .rules import PREDEFINED_RULES, AlertRule, AlertRuleError, validate_rule
 
 _log = logging.getLogger("avalo_otel.alerts")
-MINUTE_MS = 60_000
 _warned_invalid: set[str] = set()
 
 

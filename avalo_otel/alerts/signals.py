@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from ..conventions import METRICS, OUTCOME_SERVER_ERROR, Domain, MetricKind
+from ..slo.definitions import LATENCY_METRIC, OPERATIONS_METRIC
+from ..slo.policy import MINUTE_MS
 from .rules import AlertRuleError
 
 if TYPE_CHECKING:
     from ..store.base import Store
     from .rules import AlertRule
 
-MINUTE_MS = 60_000
-OPERATIONS_METRIC = "avalo_operations_total"
-LATENCY_METRIC = "avalo_operation_latency_ms"
 PANIC_OPERATIONS = ("safety.panic_press", "safety.panic_process")
 QUANTILE = 0.95
 

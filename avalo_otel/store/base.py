@@ -100,8 +100,15 @@ class Store(Protocol):
         """Insert an alert event only if no event has its ``id``: True if this call created it.
         Two evaluators firing the same alert (same deterministic id) store and notify it once."""
 
-    def update_alert_event(self, event_id: str, changes: Mapping[str, Any]) -> bool:
-        """Set the given top-level fields of one alert event; False if there is no such event."""
+    def update_alert_event(
+        self, event_id: str, changes: Mapping[str, Any], *, expect: Optional[Mapping[str, Any]] = None,
+    ) -> bool:
+        """Set the given top-level fields of one alert event; False if there is no such event.
+
+        ``expect`` makes it a compare-and-set: the change is made only if every given top-level
+        field currently equals its value (a missing field equals None), checked and written
+        atomically, else False and nothing changes. Two evaluators resolving (or re-notifying)
+        the same alert at once both read "firing"; only the one whose update wins notifies."""
 
     def query_alert_events(
         self, *, severity: Optional[str] = None, acknowledged: Optional[bool] = None,
@@ -132,6 +139,33 @@ class Store(Protocol):
 def expire_at(collection: str, time_ms: int) -> Optional[int]:
     days = RETENTION_DAYS[collection]
     return None if days is None else time_ms + days * DAY_MS
+
+
+def expected_fields(expect: Any) -> Document:
+    """``update_alert_event``'s ``expect`` as stored values would be (JSON-safe: a tuple is a
+    list, a set a sorted list …), so it compares with what a store reads back."""
+    from .values import json_safe  # (values imports this module)
+
+    if not isinstance(expect, Mapping):
+        raise StoreError(f"{ALERT_EVENTS}: expect must be a mapping, not {type(expect).__name__}")
+    return {str(key): json_safe(value) for key, value in expect.items()}
+
+
+def expectation_holds(document: Mapping[str, Any], expect: Mapping[str, Any]) -> bool:
+    """Whether every field of ``expect`` (from ``expected_fields``) equals ``document``'s
+    (missing counts as None). Booleans never equal numbers: JSON keeps ``true`` and ``1`` apart, and a
+    compare-and-set on ``acknowledged`` must not take a count of 1 for "yes"."""
+    return all(_same(document.get(key), value) for key, value in expect.items())
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
 
 
 def check_collection(collection: str) -> str:

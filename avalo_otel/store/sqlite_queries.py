@@ -1,6 +1,6 @@
 """The SQLite store's alert-event updates and bulk reads (a mixin of ``SQLiteStore``, kept apart
-so each module stays readable): create-if-new, field updates, ``scan_metrics`` and
-``get_documents``.
+so each module stays readable): create-if-new, field updates (optionally compare-and-set),
+``scan_metrics`` and ``get_documents``.
 
 The host class provides ``_table``, ``_transaction`` (the write lock and ``BEGIN IMMEDIATE``),
 ``_reading`` (a pooled read connection), ``_select`` and the ``documents_read`` counter.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from . import reads
-from .base import ALERT_EVENTS, METRICS, Document
+from .base import ALERT_EVENTS, METRICS, Document, expectation_holds, expected_fields
 from .schema import acknowledgement, alert_event_changes, alert_event_document, prepare_document
 from .sqlite_rows import _create_sql, _decode, _plain_row, _statements
 
@@ -40,15 +40,23 @@ class AlertEventsAndScans:
         with self._transaction(f"create in {table}") as conn:
             return conn.execute(_create_sql(table, ALERT_EVENTS), row).rowcount == 1  # type: ignore[no-any-return]
 
-    def update_alert_event(self, event_id: str, changes: Mapping[str, Any]) -> bool:
+    def update_alert_event(
+        self, event_id: str, changes: Mapping[str, Any], *, expect: Optional[Mapping[str, Any]] = None,
+    ) -> bool:
         """Read, change and rewrite the whole row in one write transaction, so the columns
-        (``status``, ``acknowledged`` …) always match the document."""
+        (``status``, ``acknowledged`` …) always match the document. ``expect`` is checked on
+        the row read inside that transaction (``BEGIN IMMEDIATE`` holds the file's write lock
+        from the start), so no other store or process can change it between check and write."""
         table, fields = self._table(ALERT_EVENTS), alert_event_changes(event_id, changes)
+        expected = None if expect is None else expected_fields(expect)
         with self._transaction(f"update in {table}") as conn:
             found = conn.execute(f'SELECT doc FROM "{table}" WHERE id = ?', (str(event_id),)).fetchone()
             if found is None:
                 return False
-            doc = prepare_document(ALERT_EVENTS, {**_decode(found[0]), **fields})
+            current = _decode(found[0])
+            if expected is not None and not expectation_holds(current, expected):
+                return False
+            doc = prepare_document(ALERT_EVENTS, {**current, **fields})
             for sql, params in _statements(table, ALERT_EVENTS, list(_plain_row(ALERT_EVENTS, doc))):
                 conn.execute(sql, params)
         return True
