@@ -11,20 +11,25 @@ fi
 stamp=".venv/.installed-$(cat pyproject.toml exporters/firestore/pyproject.toml | sha1sum | cut -c1-12)${1:-}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  if [ "${1:-}" = "--test" ]; then extras=".[test]"; else extras="."; fi
+  # The demo serves the dashboard too: its web dependencies are the optional `dashboard` extra.
+  if [ "${1:-}" = "--test" ]; then extras=".[test,dashboard]"; else extras=".[dashboard]"; fi
   .venv/bin/python -m pip install -q -e "$extras" 2>&1 | grep -v '^WARNING: Location' || true
   if [ "${1:-}" = "--test" ]; then
     # The Firestore store is its own distribution; the tests run it against the emulator.
     .venv/bin/python -m pip install -q -e exporters/firestore 2>&1 | grep -v '^WARNING: Location' || true
     .venv/bin/python -c "import avalo_otel_exporter_firestore"
   fi
-  .venv/bin/python -c "import avalo_otel" # fail here, loudly, if the install did not work
+  # Fail here, loudly, if the install did not work (pip's own errors are filtered above).
+  .venv/bin/python -c "import avalo_otel, starlette, jinja2, uvicorn"
+  if [ "${1:-}" = "--test" ]; then .venv/bin/python -c "import playwright.sync_api"; fi
   touch "$stamp"
 fi
 if [ "${1:-}" = "--test" ]; then
   need=()
   command -v prometheus >/dev/null || need+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+  # The dashboard's browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+  command -v chromium >/dev/null || need+=(chromium)
   if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]} from Debian"
     apt-get update -qq

@@ -394,6 +394,65 @@ class StoreContract:
             alerts.update_alert_event("a1", {"id": "a9"})
         assert len(alerts.query_alert_events()) == 4
 
+    def test_update_alert_event_expecting(self, alerts: Store) -> None:
+        # The expectation holds: updated. Several fields, all must hold; a missing one is None.
+        assert alerts.update_alert_event("a2", {"status": "firing"}, expect={"status": None}) is True
+        assert alerts.update_alert_event("a2", {"status": "resolved", "resolvedBy": "me"},
+                                         expect={"status": "firing", "severity": "CRITICAL", "nope": None}) is True
+        [a2] = alerts.get_documents(ALERT_EVENTS, ["a2"])
+        assert a2 == {**alert("a2", T0 + 200), "status": "resolved", "resolvedBy": "me"}
+        assert ids(alerts.query_alert_events(status="resolved")) == ["a2"]  # the columns follow
+        # It does not hold (one field differs, or a missing field is expected to have a value,
+        # or a bool is expected where a number is): nothing changes.
+        for expect in ({"status": "firing"}, {"status": "resolved", "severity": "WARN"}, {"resolvedAt": T0},
+                       {"acknowledged": 0}):
+            assert alerts.update_alert_event("a2", {"status": "firing", "resolvedBy": "other"}, expect=expect) is False
+        assert alerts.get_documents(ALERT_EVENTS, ["a2"]) == [a2]
+        assert ids(alerts.query_alert_events(status="firing")) == []
+        # Values compare as stored: numbers, a nested map, a tuple as the list it is stored as.
+        assert alerts.update_alert_event("a1", {"details": {"a": [1, 2]}}) is True
+        assert alerts.update_alert_event("a1", {"seen": 2}, expect={"timestamp": T0 + 100, "value": 0.05,
+                                                                    "details": {"a": (1, 2)}, "acknowledged": False})
+        assert alerts.get_documents(ALERT_EVENTS, ["a1"])[0]["seen"] == 2
+        # A missing event: False whatever is expected, and not created.
+        assert alerts.update_alert_event("nope", {"status": "resolved"}, expect={"status": None}) is False
+        assert alerts.update_alert_event("nope", {"status": "resolved"}, expect={}) is False
+        assert alerts.get_documents(ALERT_EVENTS, ["nope"]) == []
+        with pytest.raises(StoreError, match="expect must be a mapping"):
+            alerts.update_alert_event("a1", {"status": "resolved"}, expect=["status"])  # type: ignore[arg-type]
+
+    def test_update_alert_event_expecting_race_has_one_winner(self, store: Store, twin: Store) -> None:
+        # Two resolvers, one per store (the twin is another connection or client, as another
+        # process has), both read "firing" and resolve at once: exactly one may win, and the
+        # event keeps the winner's change.
+        for round_ in range(3):  # several races, not one lucky ordering
+            event_id = f"cas{round_}"
+            store.insert_alert_event(alert(event_id, T0, status="firing"))
+            start = threading.Barrier(2)
+            won: list[str] = []
+            errors: list[BaseException] = []
+
+            def resolve(target: Store) -> None:
+                name = threading.current_thread().name
+                try:
+                    start.wait(10)
+                    if target.update_alert_event(event_id, {"status": "resolved", "resolvedBy": name},
+                                                 expect={"status": "firing"}):
+                        won.append(name)
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=resolve, args=(target,), name=f"resolver-{n}")
+                       for n, target in enumerate((store, twin))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert not errors, errors
+            assert len(won) == 1, won
+            [stored] = twin.get_documents(ALERT_EVENTS, [event_id])
+            assert (stored["status"], stored["resolvedBy"]) == ("resolved", won[0])
+
     def test_alert_events_by_rule_and_status(self, store: Store) -> None:
         for i, (rule_id, status, severity) in enumerate([
             ("r1", "firing", "CRITICAL"), ("r2", "firing", "WARN"), ("r1", "resolved", "CRITICAL"),

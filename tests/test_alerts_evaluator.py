@@ -225,6 +225,88 @@ def test_two_evaluators_on_one_store_fire_and_notify_exactly_once(tmp_path: Path
             s.close()
 
 
+class MeetingStore(SQLiteStore):
+    """Holds each compare-and-set update until the other evaluator's arrives too (``meet``, a
+    shared Barrier): both evaluators have then read the alert as firing and decided to change
+    it, the race the compare-and-set is for, whichever thread the scheduler favours."""
+
+    meet: Optional[threading.Barrier] = None
+
+    def update_alert_event(self, event_id: str, changes: Mapping[str, Any], *,
+                           expect: Optional[Mapping[str, Any]] = None) -> bool:
+        if expect is not None and self.meet is not None:
+            self.meet.wait(10)
+        return super().update_alert_event(event_id, changes, expect=expect)
+
+
+def _evaluate_together(evaluators: Sequence[AlertEvaluator], now: int) -> list[Any]:
+    """``evaluate_once(now)`` on every evaluator at once, each on its own thread."""
+    start, results, errors = threading.Barrier(len(evaluators)), [None] * len(evaluators), []
+
+    def run(i: int) -> None:
+        try:
+            start.wait(10)
+            results[i] = evaluators[i].evaluate_once(now)  # type: ignore[call-overload]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(evaluators))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    return results
+
+
+@pytest.fixture
+def two_evaluators(tmp_path: Path) -> Iterator[tuple[list[MeetingStore], list[AlertEvaluator], list[Recorder]]]:
+    """Two evaluators, each with its own store on one file (as two processes) and its own
+    recorder, and an alert fired by the first."""
+    path = tmp_path / "shared.db"
+    stores = [MeetingStore(path), MeetingStore(path)]
+    try:
+        ensure_predefined_rules(stores[0])
+        recorders = [Recorder(), Recorder()]
+        evaluators = [evaluator(s, Clock(T0 + 10 * MINUTE), r) for s, r in zip(stores, recorders)]
+        chat_traffic(stores[0], T0 + 9 * MINUTE, failed=10)
+        assert evaluators[0].evaluate_once(T0 + 10 * MINUTE).fired == [f"{RULE}:1"]
+        recorders[0].notices.clear()
+        meet = threading.Barrier(2)
+        for s in stores:
+            s.meet = meet
+        yield stores, evaluators, recorders
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_two_evaluators_resolving_one_alert_notify_once(
+    two_evaluators: tuple[list[MeetingStore], list[AlertEvaluator], list[Recorder]],
+) -> None:
+    stores, evaluators, recorders = two_evaluators
+    results = _evaluate_together(evaluators, T0 + 17 * MINUTE)  # the condition cleared: no data
+    assert sorted(e for r in results for e in r.resolved) == [f"{RULE}:1"]
+    assert sorted(e for r in results for e in r.resolved_elsewhere) == [f"{RULE}:1"]
+    assert [n.status for rec in recorders for n in rec.notices] == ["resolved"]
+    assert stores[1].get_documents("alert_events", [f"{RULE}:1"])[0]["status"] == "resolved"
+
+
+def test_two_evaluators_re_notifying_one_alert_notify_once(
+    two_evaluators: tuple[list[MeetingStore], list[AlertEvaluator], list[Recorder]],
+) -> None:
+    stores, evaluators, recorders = two_evaluators
+    now = T0 + 25 * MINUTE  # one cooldown (15 minutes) after firing, still failing
+    chat_traffic(stores[0], now - MINUTE, failed=10)
+    results = _evaluate_together(evaluators, now)
+    assert sorted(e for r in results for e in r.renotified) == [f"{RULE}:1"]
+    assert sorted(e for r in results for e in r.renotified_elsewhere) == [f"{RULE}:1"]
+    assert [n.status for rec in recorders for n in rec.notices] == ["firing"]
+    event = stores[1].get_documents("alert_events", [f"{RULE}:1"])[0]
+    assert (event["status"], event["lastNotifiedAt"], event["notifications"], event["lastSeenAt"]) == (
+        "firing", now, 2, now)
+
+
 def test_disabling_a_rule_resolves_its_alert(store: SQLiteStore) -> None:
     clock, rec = Clock(T0 + 10 * MINUTE), Recorder()
     ev = evaluator(store, clock, rec)

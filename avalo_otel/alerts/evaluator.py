@@ -4,6 +4,9 @@ State lives in the store, not the process, so evaluators can restart or run side
 - a new alert's id is ``"<rule id>:<n>"``, n one more than the rule's newest event, and it is
   stored with ``create_alert_event`` (insert-if-absent). Two evaluators judging the same rule at
   once compute the same id, whatever their clocks say; only the one whose insert wins notifies.
+- resolving and re-notifying are compare-and-sets (``update_alert_event(…, expect=…)``): on the
+  status still being "firing", and on ``lastNotifiedAt`` still being what the evaluator read.
+  Of two evaluators resolving or re-notifying the same alert in one cycle, one notifies.
 - no data resolves an alert, as a Prometheus alert resolves when its series disappears.
 - cooldown: a rule does not fire again until ``cooldown_minutes`` after its last event fired, and
   a firing alert is re-notified at most once per cooldown; an acknowledged one not at all until
@@ -38,7 +41,9 @@ class EvaluationResult:
     fired: list[str] = field(default_factory=list)          # event ids this evaluator created
     fired_elsewhere: list[str] = field(default_factory=list)  # event ids another evaluator created first
     renotified: list[str] = field(default_factory=list)     # event ids
+    renotified_elsewhere: list[str] = field(default_factory=list)  # event ids re-notified or resolved elsewhere first
     resolved: list[str] = field(default_factory=list)       # event ids
+    resolved_elsewhere: list[str] = field(default_factory=list)  # event ids another evaluator resolved first
     suppressed: list[str] = field(default_factory=list)     # rule ids held back by their cooldown
     inhibited: list[str] = field(default_factory=list)      # burn-rate rule ids held back by a higher tier
     quiet: list[str] = field(default_factory=list)          # event ids firing but acknowledged
@@ -208,19 +213,36 @@ class AlertEvaluator:
         if acknowledged:
             result.quiet.append(str(event["id"]))
         elif not j.inhibited and now - last_notified >= rule.cooldown_minutes * MINUTE_MS:
-            changes.update(lastNotifiedAt=now, notifications=int(event.get("notifications") or 1) + 1)
-            result.renotified.append(str(event["id"]))
-            transitions.append(self._notice({**event, **changes}, FIRING, now))
+            if self._renotify(event, changes, now, result, transitions):
+                return
         self.store.update_alert_event(str(event["id"]), changes)
         event.update(changes)
         self._active.append(event)
+
+    def _renotify(self, event: Document, changes: dict[str, Any], now: int, result: EvaluationResult,
+                  transitions: list[AlertNotice]) -> bool:
+        """Re-notify only if ``lastNotifiedAt`` is still what this evaluator read (and the alert
+        still firing): another evaluator that re-notified first moved it on, and its notice
+        suffices. True if this one did (it then stored ``changes`` too)."""
+        renotify = {**changes, "lastNotifiedAt": now, "notifications": int(event.get("notifications") or 1) + 1}
+        expect = {"lastNotifiedAt": event.get("lastNotifiedAt"), "status": FIRING}
+        if not self.store.update_alert_event(str(event["id"]), renotify, expect=expect):
+            result.renotified_elsewhere.append(str(event["id"]))
+            return False
+        event.update(renotify)
+        result.renotified.append(str(event["id"]))
+        transitions.append(self._notice(event, FIRING, now))
+        self._active.append(event)
+        return True
 
     def _resolve(self, event: Document, value: Optional[float], now: int, result: EvaluationResult,
                  transitions: list[AlertNotice], reason: str = "") -> None:
         changes: dict[str, Any] = {"status": RESOLVED, "resolvedAt": now, "lastValue": _json_number(value)}
         if reason:
             changes["resolvedReason"] = reason
-        if not self.store.update_alert_event(str(event["id"]), changes):
+        if not self.store.update_alert_event(str(event["id"]), changes, expect={"status": FIRING}):
+            # Gone, or no longer firing: another evaluator resolved it first (and notified).
+            result.resolved_elsewhere.append(str(event["id"]))
             return
         event = {**event, **changes}
         result.resolved.append(str(event["id"]))

@@ -15,9 +15,11 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import firestore as _firestore_types
 
 from avalo_otel.store import reads, schema
-from avalo_otel.store.base import ALERT_EVENTS, ALERT_RULES, COLLECTIONS, Document, StoreError, check_collection
+from avalo_otel.store.base import (
+    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, Document, StoreError, check_collection, expectation_holds, expected_fields,
+)
 
-from . import _codec, _fork
+from . import _codec, _fork, _transaction
 from ._errors import NO_RETRY, store_error
 from ._reads import Reads
 
@@ -222,11 +224,44 @@ class FirestoreStore(Reads):
         doc = schema.alert_event_document(event)
         return self._write_if(ALERT_EVENTS, doc["id"], doc, "create alert event", exists=False)
 
-    def update_alert_event(self, event_id: str, changes: Mapping[str, Any]) -> bool:
+    def update_alert_event(
+        self, event_id: str, changes: Mapping[str, Any], *, expect: Optional[Mapping[str, Any]] = None,
+    ) -> bool:
         """One commit of just these fields (an update mask) with an "exists" precondition: no
-        read, and a concurrent change to other fields is kept."""
+        read, and a concurrent change to other fields is kept.
+
+        With ``expect``, a transaction instead (read, compare, commit: see ``_transaction``), so
+        of two stores updating the same event expecting the same, exactly one changes it."""
         fields = schema.alert_event_changes(event_id, changes)
-        return self._write_if(ALERT_EVENTS, event_id, fields, "update alert event", exists=True)
+        if expect is None:
+            return self._write_if(ALERT_EVENTS, event_id, fields, "update alert event", exists=True)
+        expected = {_codec.firestore_key(key): value for key, value in expected_fields(expect).items()}
+        return self._update_expecting(event_id, fields, expected)
+
+    def _update_expecting(self, event_id: str, fields: Document, expected: Document) -> bool:
+        """The write encoded as ``_write_if`` encodes it, committed by ``_transaction.update_if``
+        within one ``_call``. Contention that outlasts the client's attempts means other writers
+        changed the event meanwhile: if they made the expectation false, this update lost the
+        race (False, as if it had run after them); if it still holds, the StoreError is
+        transient (a retry may win)."""
+        key, name, what = _codec.document_key(event_id), self.collection_name(ALERT_EVENTS), "update alert event"
+        [request] = _codec.commit_requests(self.client._database_string, self._path(ALERT_EVENTS), {key: fields}, name)
+        write = request.writes[0]
+        _codec.precondition(write, exists=True)
+        ref = self._collection(ALERT_EVENTS).document(key)
+        try:
+            return self._call(what, lambda: _transaction.update_if(self.client, ref, write, expected, self.timeout))
+        except StoreError as error:
+            if isinstance(error.__cause__, gexc.NotFound):
+                return False  # (deleted between the read and the commit)
+            if not _transaction.lost_race(error.__cause__):
+                raise
+            lost = error
+        current = self.get_documents(ALERT_EVENTS, [event_id])
+        if not current or not expectation_holds(current[0], expected):
+            return False
+        raise StoreError(f"firestore {what} failed: {_transaction.MAX_ATTEMPTS} attempts aborted by concurrent "
+                         "changes", transient=True) from lost.__cause__
 
     def acknowledge_alert(self, event_id: str, by: str, at_ms: Optional[int] = None) -> bool:
         """Mark one alert event acknowledged; False if there is no such event."""
