@@ -142,6 +142,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cli_reliability.add_parsers(sub, store_args)
     cli_alerts.add_parsers(sub, store_args)
     cli_doctor.add_parser(sub, store_args)
+    from .dashboard import cli as dashboard_cli  # (the web stack is imported only when it runs)
+
+    dashboard_cli.add_parser(sub, store_args)
     settings = sub.add_parser("settings", help="print the resolved settings (secrets masked)")
     settings.set_defaults(run=_settings)
     args = parser.parse_args(argv)

@@ -92,6 +92,8 @@ class Settings:
     #: receiving Alertmanager's webhook payload.
     alertmanager_url: str | None = None
     alert_webhook_url: str | None = None
+    #: The admin dashboard's token (``avalo-otel dashboard``); none: the CLI generates one and prints it once.
+    dashboard_token: str | None = field(default=None, repr=False)
     strict: bool = False
     disabled: bool = False
 
@@ -160,6 +162,7 @@ class Settings:
         out["otlp_headers"] = {k: "***" for k in self.otlp_headers}
         out["newrelic_license_key"] = "***" if self.newrelic_license_key else None
         out["pseudonym_key"] = "***" if self.pseudonym_key else None
+        out["dashboard_token"] = "***" if self.dashboard_token else None
         for name in ("alertmanager_url", "alert_webhook_url"):  # webhook paths often carry a token
             parts = urlsplit(getattr(self, name) or "")
             port = f":{parts.port}" if parts.port else ""
@@ -394,6 +397,7 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "latency_buckets_ms": (("AVALO_OTEL_LATENCY_BUCKETS_MS",), _bounds),
     "alertmanager_url": (("AVALO_OTEL_ALERTMANAGER_URL",), _endpoint),
     "alert_webhook_url": (("AVALO_OTEL_ALERT_WEBHOOK_URL",), _endpoint),
+    "dashboard_token": (("AVALO_OTEL_DASHBOARD_TOKEN",), _text),
     "strict": (("AVALO_OTEL_STRICT",), _bool),
     "disabled": (("OTEL_SDK_DISABLED",), _bool),
 }

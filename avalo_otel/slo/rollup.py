@@ -91,8 +91,10 @@ class UpdateStats:
     end_ms: int = 0
 
 
-class _Deltas:
-    """Turns each point into its delta: delta points as they are, cumulative ones differenced."""
+class PointDeltas:
+    """Turns each point into its delta: delta points as they are, cumulative ones differenced (a
+    reset counts from zero). One instance per scan, points oldest first; the dashboard's charts use
+    it too, so they count what the rollups count."""
 
     def __init__(self) -> None:
         self._last: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -158,7 +160,7 @@ class RollupUpdater:
         if end <= start:
             return
         names = sorted({m for slo in self.slos for m in slo.metrics})
-        deltas = _Deltas()
+        deltas = PointDeltas()
         counts: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
         # Cumulative points need the one before the range as a baseline: read a little earlier
         # (two export intervals of the default 60 s).
