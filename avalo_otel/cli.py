@@ -42,7 +42,8 @@ def open_store(args: argparse.Namespace) -> object:
         try:
             from avalo_otel_exporter_firestore import FirestoreStore
         except ImportError:
-            raise ConfigurationError("the firestore backend needs: pip install avalo-otel-exporter-firestore") from None
+            raise ConfigurationError("the firestore backend needs the Firestore store: pip install -e exporters/firestore "
+                                     "(from the avalo-otel checkout)") from None
         # The exporters' own settings (AVALO_OTEL_FIRESTORE_*), with the flags over them.
         env = dict(os.environ)
         if args.project:
