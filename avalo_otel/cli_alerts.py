@@ -64,7 +64,7 @@ def add_parsers(sub: Any, store_args: StoreArgs) -> None:
         "rules", help="write Prometheus rules (and their promtool tests) from the SLO definitions",
         description="Write avalo-slo-rules.yml (recording rules for SLIs and burn rates, multiwindow burn-rate "
                     "alerts, the predefined and the stored threshold alerts), avalo-slo-rules.test.yml for "
-                    "`promtool test rules`, and alertmanager-inhibit.yml (pages inhibit tickets).")
+                    "promtool test rules, and alertmanager-inhibit.yml (pages inhibit tickets).")
     generate.add_argument("--out", default="prometheus-rules", help="output directory (default ./prometheus-rules)")
     generate.add_argument("--slo-file", action="append", default=[], metavar="FILE",
                           help="SLO definitions added to the built-in ones (also AVALO_OTEL_SLO_FILES)")
