@@ -5,80 +5,87 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-_DEMO_SERIES = (
-    "avalo_operations_total", "chat_messages_sent_total", "wallet_tx_success_total", "wallet_tx_failed_total",
-    "panic_events_total", "ai_requests_total", "api_http_errors_total", "active_users",
-    "chat_delivery_latency_ms_count", "avalo_operation_latency_ms_count",
-)
+DESCRIPTION = (
+    "The whole system on compressed time: simulated Avalo traffic (chat, wallet, safety, AI companions, "
+    "support, public API) through the public API into an embedded store, with a Prometheus endpoint, "
+    "in-process SLO and alert evaluation and the admin dashboard. Before the live traffic, --history-days "
+    "of history are backfilled so the 30-day SLO views have data; in the middle third of the live run an "
+    "incident (payment provider failing, chat slow) burns error budget and fires alerts, which resolve in "
+    "the last third. Ctrl-C or SIGTERM stops it cleanly, flushing everything.")
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+        return value
+    return parse
+
+
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (or 'inf')") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535; 0 picks a free one)")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import avalo_otel
-    from . import demo
+    from .demo import DemoOptions, run_demo
 
-    console = () if args.quiet else ("console",)
-    overrides = {
-        "service_name": "avalo-demo",
-        "traces_exporters": (*console, "sqlite"),
-        "logs_exporters": (*console, "sqlite"),
-        "metrics_exporters": ("prometheus", "sqlite"),
-        "metric_export_interval_ms": 5000,
-        "store_path": args.store,
-        "prometheus_port": args.port,
-        "sampling_rate": args.sampling,
-        "pseudonym_key": "avalo-demo-key",
-    }
-    handle = avalo_otel.configure(**overrides)
-    print(f"avalo-otel demo: {args.duration:g}s of simulated Avalo traffic (sampling {args.sampling:g})")
-    print(f"Prometheus endpoint: {handle.prometheus_url or 'off (port taken, see warning above)'}")
-    print(f"embedded store (SQLite): {args.store}")
-    print("console: 'span' and 'event' lines are what the exporters send (user ids pseudonymised)\n")
-    count = demo.run(duration_s=args.duration, rate_per_s=args.rate)
-    handle.force_flush()
-    text = demo.scrape(handle.prometheus_url)
-    print(f"\n{count} operations recorded. Prometheus series now served (selection):")
-    for line in text.splitlines():
-        if line.startswith(_DEMO_SERIES):
-            print("  " + line)
-    _store_summary(handle.store)
-    if args.linger > 0 and handle.prometheus_url:
-        import time
-
-        print(f"\nServing {handle.prometheus_url} for {args.linger:g}s more (Ctrl-C to stop)")
-        try:
-            time.sleep(args.linger)
-        except KeyboardInterrupt:
-            pass
-    handle.shutdown()
-    return 0
-
-
-def _store_summary(store: object) -> None:
-    from .conventions import Domain
-
-    print("\nStored in the embedded store (queried back through the Store API):")
-    for domain in Domain:
-        events = store.query_events(domain=domain.value, limit=100_000)  # type: ignore[attr-defined]
-        if events:
-            failed = sum(1 for e in events if not e["success"])
-            print(f"  telemetry_events domain={domain.value:<8} {len(events):5d} events, {failed} failed")
-    failures = store.query_events(success=False, limit=3)  # type: ignore[attr-defined]
-    for event in failures:
-        print(f"  latest failure: {event['operation']} {event['errorCode']} actor={event['actorId']}")
-    if failures and failures[0].get("traceId"):
-        spans = store.query_traces(trace_id=failures[0]["traceId"])  # type: ignore[attr-defined]
-        print(f"  its trace {failures[0]['traceId'][:8]}…: " + ", ".join(s["name"] for s in spans))
-    points = store.query_metrics(name="avalo_operations_total", limit=100_000)  # type: ignore[attr-defined]
-    print(f"  metrics: {len(points)} avalo_operations_total points (delta per export interval)")
+    options = DemoOptions(
+        duration_s=args.duration, speed=args.speed, rate=args.rate, history_days=args.history_days,
+        backend=args.backend, port=args.port, dashboard=not args.no_dashboard, dashboard_port=args.dashboard_port,
+        data_dir=args.data_dir, seed=args.seed, linger_s=args.linger, console=args.console, sampling=args.sampling,
+    )
+    return run_demo(options)
 
 
 def add_parser(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="simulated Avalo traffic through the API, exported live")
-    demo.add_argument("--duration", type=float, default=15.0, help="seconds of traffic (default 15)")
-    demo.add_argument("--rate", type=float, default=25.0, help="operations per second (default 25)")
-    demo.add_argument("--sampling", type=float, default=1.0, help="sampling rate for routine traces/events")
-    demo.add_argument("--port", type=int, default=9464, help="Prometheus port (0 = any free port)")
-    demo.add_argument("--linger", type=float, default=0.0, help="keep /metrics up this many seconds after")
-    demo.add_argument("--quiet", action="store_true", help="no console exporter output")
-    demo.add_argument("--store", default="avalo-demo.db", help="SQLite file for the embedded store")
+    demo = sub.add_parser("demo", help="the whole system on simulated Avalo traffic: store, Prometheus, SLOs, "
+                                       "alerts, dashboard", description=DESCRIPTION)
+    demo.add_argument("--duration", type=_positive(float), default=75.0, metavar="SECONDS",
+                      help="wall seconds of live traffic (default 75; the incident is the middle third)")
+    demo.add_argument("--speed", type=_positive(float), default=60.0, metavar="X",
+                      help="time compression: 60 = a simulated minute per wall second (default 60)")
+    demo.add_argument("--rate", type=_positive(float), default=50.0, metavar="PER_S",
+                      help="requests per wall second at an average hour of the day (default 50)")
+    demo.add_argument("--history-days", type=_not_negative, default=None, metavar="DAYS",
+                      help="simulated days of history backfilled before the live traffic (default 7, with "
+                           "--backend firestore 1: the emulator is slow; 0: none)")
+    demo.add_argument("--backend", choices=("sqlite", "firestore"), default="sqlite",
+                      help="sqlite (default: a file in --data-dir) or firestore (the emulator at "
+                           "FIRESTORE_EMULATOR_HOST; needs avalo-otel-exporter-firestore)")
+    demo.add_argument("--port", type=_port, default=9464, help="Prometheus port (default 9464; 0 = any free port)")
+    demo.add_argument("--dashboard-port", type=_port, default=8050, metavar="PORT",
+                      help="dashboard port on 127.0.0.1 (default 8050; 0 = any free port)")
+    demo.add_argument("--no-dashboard", action="store_true", help="do not serve the admin dashboard")
+    demo.add_argument("--data-dir", metavar="DIR",
+                      help="where the store goes (default $XDG_DATA_HOME/avalo-otel/demo, else "
+                           "~/.local/share/avalo-otel/demo); each run starts it afresh")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the simulated traffic (default 7)")
+    demo.add_argument("--linger", type=_not_negative, default=None, metavar="SECONDS",
+                      help="keep serving (dashboard, /metrics, evaluation) this long after the traffic, or until "
+                           "Ctrl-C ('inf': until Ctrl-C; default: until Ctrl-C when the dashboard runs in a "
+                           "terminal, else 0)")
+    demo.add_argument("--console", action="store_true",
+                      help="also print every exported span and event (the console exporter)")
+    demo.add_argument("--sampling", type=float, default=1.0, metavar="RATE",
+                      help="sampling rate for routine traces and events (failures and wallet/safety are always kept)")
     demo.set_defaults(run=_demo)

@@ -45,16 +45,18 @@ def create_app(store: "Store", *, slos: Optional[Sequence["SLO"]] = None, admin_
 
 
 def start_dashboard(store: "Store", *, slos: Optional[Sequence["SLO"]] = None, host: str = "127.0.0.1",
-                    port: int = 0, admin_token: Optional[str] = None) -> "DashboardServer":
+                    port: int = 0, admin_token: Optional[str] = None,
+                    clock: Callable[[], float] = time.time) -> "DashboardServer":
     """Serve the dashboard on ``host:port`` (0: a free port) from a background thread. Returns the
     server: ``.url``, ``.admin_token`` (generated with ``secrets.token_urlsafe`` when None) and
-    ``.stop()`` (idempotent)."""
+    ``.stop()`` (idempotent). ``clock`` (epoch seconds) is "now" for the windows: the demo passes
+    its simulated clock."""
     _require()
     from .auth import new_token
     from .server import DashboardServer
 
     token = admin_token or new_token()
-    app = create_app(store, slos=slos, admin_token=token)
+    app = create_app(store, slos=slos, admin_token=token, clock=clock)
     return DashboardServer(app, host=host, port=port, admin_token=token)
 
 
