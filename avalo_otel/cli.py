@@ -60,6 +60,17 @@ def open_store(args: argparse.Namespace) -> object:
     return SQLiteStore(path, prefix=args.prefix or settings.store_prefix)
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 meaning any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535; 0 picks a free one)")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)

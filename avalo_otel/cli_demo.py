@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .cli import port_number
+
 DESCRIPTION = (
     "The whole system on compressed time: simulated Avalo traffic (chat, wallet, safety, AI companions, "
     "support, public API) through the public API into an embedded store, with a Prometheus endpoint, "
@@ -36,16 +38,6 @@ def _not_negative(text: str) -> float:
     return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535; 0 picks a free one)")
-    return value
-
-
 def _demo(args: argparse.Namespace) -> int:
     from .demo import DemoOptions, run_demo
 
@@ -72,8 +64,8 @@ def add_parser(sub: Any) -> None:
     demo.add_argument("--backend", choices=("sqlite", "firestore"), default="sqlite",
                       help="sqlite (default: a file in --data-dir) or firestore (the emulator at "
                            "FIRESTORE_EMULATOR_HOST; needs avalo-otel-exporter-firestore)")
-    demo.add_argument("--port", type=_port, default=9464, help="Prometheus port (default 9464; 0 = any free port)")
-    demo.add_argument("--dashboard-port", type=_port, default=8050, metavar="PORT",
+    demo.add_argument("--port", type=port_number, default=9464, help="Prometheus port (default 9464; 0 = any free port)")
+    demo.add_argument("--dashboard-port", type=port_number, default=8050, metavar="PORT",
                       help="dashboard port on 127.0.0.1 (default 8050; 0 = any free port)")
     demo.add_argument("--no-dashboard", action="store_true", help="do not serve the admin dashboard")
     demo.add_argument("--data-dir", metavar="DIR",

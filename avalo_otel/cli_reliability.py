@@ -81,7 +81,8 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pct(value: Optional[float], digits: int = 3) -> str:
+def pct(value: Optional[float], digits: int = 3) -> str:
+    """A fraction as a percentage for the console; None as "-", infinities spelled out."""
     if value is None:
         return "-"
     if math.isinf(value):
@@ -89,10 +90,11 @@ def _pct(value: Optional[float], digits: int = 3) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
-def _rate(value: Optional[float]) -> str:
+def rate(value: Optional[float], suffix: str = "") -> str:
+    """A burn rate for the console: None as "-", infinity as "inf"."""
     if value is None:
         return "-"
-    return "inf" if math.isinf(value) else f"{value:.2f}"
+    return "inf" if math.isinf(value) else f"{value:.2f}{suffix}"
 
 
 def _duration(seconds: Optional[float]) -> str:
@@ -124,8 +126,8 @@ def format_table(reports: Sequence[Any]) -> str:
 
 def _row(name: str, status: str, ind: Any, budget: str, windows: Sequence[str]) -> str:
     rates = ind.burn_rates
-    return (f"{name:<34} {status:<12} {_pct(ind.sli):>9} {ind.indicator.objective:>7g}% {ind.window.total:>9.0f} "
-            f"{_pct(ind.budget_remaining, 1):>11} {budget:<12} " + " ".join(f"{_rate(rates[w]):>8}" for w in windows)
+    return (f"{name:<34} {status:<12} {pct(ind.sli):>9} {ind.indicator.objective:>7g}% {ind.window.total:>9.0f} "
+            f"{pct(ind.budget_remaining, 1):>11} {budget:<12} " + " ".join(f"{rate(rates[w]):>8}" for w in windows)
             + f" {_duration(ind.time_to_exhaustion_s):>11}")
 
 
@@ -136,7 +138,7 @@ def gate_decision(reports: Sequence[Any]) -> tuple[int, list[str]]:
         for ind in report.indicators:
             status, name = ind.budget_status, f"{report.slo.id}/{ind.indicator.id}"
             if status in (CRITICAL, EXHAUSTED):
-                failed.append(f"{name}: error budget {status} ({_pct(ind.budget_remaining, 1)} left; "
+                failed.append(f"{name}: error budget {status} ({pct(ind.budget_remaining, 1)} left; "
                               f"{ind.window.bad:.0f} bad of {ind.window.total:.0f} events)")
             elif status == NO_DATA:
                 unclear.append(f"{name}: no events in the window")

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
+
+from .cli_reliability import pct, rate
 
 _SERIES = ("avalo_slo_error_budget_remaining_ratio", "avalo_slo_sli")
 
 
 def _pct(value: Optional[float]) -> str:
-    if value is None:
-        return "-"
-    if math.isinf(value):
-        return "-inf" if value < 0 else "inf"
-    return f"{value:.1%}"
+    return pct(value, 1)
 
 
 def _rate(value: Optional[float]) -> str:
-    if value is None:
-        return "-"
-    return "inf" if math.isinf(value) else f"{value:.2f}x"
+    return rate(value, "x")
 
 
 def print_summary(demo: Any, store: Any, where: str, clock: Any, pipeline: Any, loop: Any, history: Any) -> None:

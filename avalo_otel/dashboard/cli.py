@@ -13,17 +13,9 @@ import sys
 import threading
 from typing import Any, Callable
 
+from ..cli import port_number
+
 DEFAULT_PORT = 8765
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535; 0 picks a free one)")
-    return value
 
 
 def add_parser(sub: Any, store_args: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
@@ -37,7 +29,7 @@ def add_parser(sub: Any, store_args: Callable[[argparse.ArgumentParser], None]) 
     store_args(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                         help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--slo-file", action="append", default=[], metavar="FILE",
                         help="SLO definitions added to the built-in ones (also AVALO_OTEL_SLO_FILES)")
