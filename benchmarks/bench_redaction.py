@@ -2,6 +2,7 @@
 
     python benchmarks/bench_redaction.py [--repeats 9] [--spans 20000]
     python benchmarks/bench_redaction.py --micro     # Redactor.redact_attributes alone, no targets
+    python benchmarks/bench_redaction.py --detectors # what each value detector adds to an uncached scan
 
 Both arms build the same span (start, 5 or 20 attributes, end) on their own TracerProvider and
 export it through a BatchSpanProcessor into a no-op exporter. "raw" has the batch processor
@@ -177,6 +178,63 @@ def micro() -> None:
         redactor.redact_text(f"{text} #{i}")  # each one new: scanned, not cached
     print(f"{'uncached scan of an 85-char log line with 3 PII':<58} "
           f"{(time.perf_counter_ns() - start) / 2000:8.0f} ns/call")
+    # Parsed channels (issue #11): only keys of these kinds pay, and only once per distinct value.
+    server = {**five_clean, "http.request.method": "GET", "http.route": "/v1/chats/{id}/messages",
+              "url.path": "/v1/chats/8fK2hQ9xL1mN3pR5tV7wY0zB2cD4/messages",
+              "http.target": "/v1/chats/8fK2hQ9xL1mN3pR5tV7wY0zB2cD4/messages?page=2&code=abc123",
+              "http.response.status_code": 200}
+    db = {**five_clean, "db.system": "postgresql",
+          "db.statement": "SELECT id FROM users WHERE email = 'jane@example.com' AND age > 30"}
+    run("HTTP server span: path, target, route (warm cache)", lambda: server)
+    run("DB span: db.statement with literals (warm cache)", lambda: db)
+    run("5 attrs + a bytes value", lambda: {**five_clean, "payload": b"chat.send ok"})
+    run("HTTP server span, fresh user id in path and target each call",
+        lambda: {**server, "url.path": f"/v1/chats/{uuid.uuid4().hex[:20]}Zz/messages",
+                 "http.target": f"/v1/chats/{uuid.uuid4().hex[:20]}Zz?code=x1"}, 5000)
+    run("DB span, fresh literal each call (tokenized)",
+        lambda: {**db, "db.statement": f"SELECT id FROM users WHERE email = '{uuid.uuid4().hex}' AND age > 30"}, 5000)
+
+
+#: Log lines with and without personal data, as an app writes them (each run made unique).
+LINES = (
+    "user jane@example.com paid 100.50 with card 4111 1111 1111 1111 from 203.0.113.9",
+    "GET /v1/orders/12345/items 200 in 12.5ms request 9f1c2b7e-0042-4a5b-8c9d-0e1f2a3b4c5d",
+    "payment failed for order ORD-2024-000123: INSUFFICIENT_FUNDS (retry 3/5) at 2024-05-01T12:30:45Z",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "chat.send delivered to 3 recipients, latency p99=250ms, status 201, build 1.45.2",
+    "Hi Anna, your code is 482913. Call 600 123 456 or write to ul. Marszałkowska 10/12, 00-590 Warszawa",
+)
+
+
+def detector_costs(repeats: int = 7) -> None:
+    """Uncached scans of :data:`LINES` (warm compiled expressions, no result cache) with every
+    detector, and with each one left out: the difference is what that detector costs. Best of
+    ``repeats`` (the least disturbed run), per line."""
+    from avalo_otel.privacy import detectors
+
+    every = detectors.DETECTORS
+
+    def per_line(skip: str | None) -> float:
+        detectors.DETECTORS = tuple(x for x in every if x[0] != skip)
+        try:
+            redactor = Redactor(pseudonymize=Pseudonymizer("bench-key"), cache_size=0)
+        finally:
+            detectors.DETECTORS = every
+        for line in LINES:  # compile the expressions these lines need
+            redactor.redact_text(line)
+        best = float("inf")
+        for r in range(repeats):
+            texts = [f"{line} #{r}.{i}" for i in range(200) for line in LINES]
+            start = time.perf_counter_ns()
+            for text in texts:
+                redactor.redact_text(text)
+            best = min(best, (time.perf_counter_ns() - start) / len(texts))
+        return best
+
+    base = per_line(None)
+    print(f"{'uncached scan, every detector':<40} {base:8.0f} ns/line")
+    for name, _, _ in every:
+        print(f"  {name:<38} {base - per_line(name):+8.0f} ns/line")
 
 
 def main() -> int:
@@ -184,9 +242,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--spans", type=int, default=20000)
     parser.add_argument("--micro", action="store_true", help="time Redactor.redact_attributes alone (no targets)")
+    parser.add_argument("--detectors", action="store_true", help="what each value detector adds to an uncached scan")
     args = parser.parse_args()
     if args.micro:
         micro()
+        return 0
+    if args.detectors:
+        detector_costs()
         return 0
     print(f"{args.spans} spans per arm and repeat, {args.repeats} repeats, Python {sys.version.split()[0]}\n")
     print(f"{'case':<34}{'raw ns/span':>12}{'redacted':>12}{'ratio':>8}{'paired':>8}{'target':>9}")

@@ -395,7 +395,7 @@ def test_fast_paths_return_the_same_objects() -> None:
     assert REDACTOR.redact_value(pair) is pair
     assert REDACTOR.redact_attributes({"avalo.domain": "chat", "avalo.latency_ms": 1.5}) is None
     assert REDACTOR.redact_attributes({}) is None and REDACTOR.redact_attributes(None) is None
-    assert REDACTOR.redact_value(b"bytes") == b"bytes"
+    assert REDACTOR.redact_value(b"bytes") == "bytes"  # bytes leave as the text they hold (issue #11)
 
 
 def test_redact_attributes_copies_only_when_something_changed() -> None:
@@ -906,7 +906,7 @@ def test_span_pipeline_redacts_in_place_and_keeps_the_dropped_counts() -> None:
     assert redacted.name == "mail [REDACTED:email]"
     assert dict(redacted.attributes) == {"b": 2, "user.email": "[REDACTED:email]"}
     assert redacted.dropped_attributes == 1  # what the SDK dropped is still reported
-    assert dict(redacted.events[0].attributes) == {"to": "[REDACTED:email]"}
+    assert dict(redacted.events[0].attributes) == {"to": "[REDACTED:name]"}  # a bare "to" is a party
     assert redacted.events[0].dropped_attributes == 1
     assert dict(clean.attributes) == {"avalo.domain": "chat"} and clean.dropped_attributes == 0
     provider.shutdown()

@@ -23,7 +23,7 @@ SEMCONV_METRIC_LABELS = frozenset({
     "gen_ai.request.model", "gen_ai.token.type", "cpython.gc.generation", "process.cpython.gc.generation",
 })
 #: Labels of avalo-otel's own metrics.
-OWN_METRIC_LABELS = frozenset({"reason", "rule", "exporter", "slo", "indicator", "window", "notifier", "severity"})
+OWN_METRIC_LABELS = frozenset({"reason", "rule", "exporter", "signal", "slo", "indicator", "window", "notifier", "severity"})
 
 
 def allowed_metric_labels(settings: Settings) -> frozenset[str]:
@@ -43,6 +43,7 @@ def build_redactor(settings: Settings, pseudonymize: Callable[[Any], str],
         safe_keys=settings.safe_keys,
         extra_value_patterns=settings.redact_patterns,
         redact_ip_addresses=settings.redact_ip_addresses,
+        phone_regions=settings.phone_regions,
         callback=settings.redaction_hook,
         on_redact=on_redact,
     )

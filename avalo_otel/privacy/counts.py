@@ -21,6 +21,7 @@ class RuleCounts:
         self._local = threading.local()
         self._all: list[dict[str, int]] = []
         self._lock = threading.Lock()
+        self._discounted: dict[str, int] = {}  # redactions that were not of real data (the self-check's)
 
     def add(self, rules: Iterable[str]) -> None:
         try:
@@ -38,7 +39,22 @@ class RuleCounts:
         for counts in every:
             for rule, count in list(counts.items()):
                 totals[rule] = totals.get(rule, 0) + count
+        for rule, count in self._discounted.items():
+            left = totals.get(rule, 0) - count
+            if left > 0:
+                totals[rule] = left
+            else:
+                totals.pop(rule, None)
         return totals
+
+    def discount(self, before: dict[str, int]) -> None:
+        """Leave out of :meth:`totals` what was counted since ``before`` (an earlier ``totals()``)."""
+        after = self.totals()
+        with self._lock:
+            for rule, count in after.items():
+                delta = count - before.get(rule, 0)
+                if delta > 0:
+                    self._discounted[rule] = self._discounted.get(rule, 0) + delta
 
 
 def call_each(callback: Callable[[str], None]) -> Callable[[Iterable[str]], None]:

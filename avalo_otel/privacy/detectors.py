@@ -5,7 +5,9 @@ Each detector is one alternative of the single combined expression that
 order: at one position the first alternative that matches wins). A regex only finds *candidates*;
 where a shape alone would catch safe values the candidate is validated here: Luhn and card-network
 prefixes for cards, mod-97 and the country's length for IBANs, the ``phonenumbers`` library for
-phone numbers, octet ranges and :mod:`ipaddress` for IPs.
+phone numbers, octet ranges and :mod:`ipaddress` for IPs. The detectors of national numbers
+(:mod:`.phones`, :mod:`.identity`), places (:mod:`.places`) and of values named by the words
+before them (:mod:`.phrases`) live in modules of their own.
 
 Every alternative can only begin at the start of a token (one shared look-behind), so the middle
 of a word costs one check, and only the detectors a string's cheap :func:`features` allow are
@@ -25,6 +27,8 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberMatcher
 
+from . import identity, phones, phrases, places
+
 
 def marker(rule: str) -> str:
     """What replaces a redacted value: names the rule, never echoes any part of the value."""
@@ -37,7 +41,16 @@ MARKER_PREFIX = "[REDACTED:"
 #: Sensitive names in ``name=value`` / ``name: value`` free text (also JSON ``"name": "value"``).
 _KV_NAMES = (r"password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|"
              r"access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|session[_-]?token|"
-             r"private[_-]?key|token|authorization|proxy-authorization")
+             r"private[_-]?key|token|authorization|proxy-authorization|"
+             # Well-known secret names (aws_secret_access_key, STRIPE_WEBHOOK_SECRET, sig=<hex>).
+             r"secret[_-]?access[_-]?key|access[_-]?key|secret[_-]?key|signing[_-]?(?:key|secret)|"
+             r"webhook[_-]?secret|account[_-]?key|master[_-]?key|encryption[_-]?key|sig|signature(?:-256)?|hmac")
+#: The names' first words as a trie (see phrases): a word that starts none costs one check, not 35.
+#: A name may follow other words of its identifier: aws_|secret_access_key, X-Hub-|Signature-256.
+_KV_FIRST = phrases.trie("""
+password passwd pwd passphrase secret client api apikey access refresh id auth session private token
+authorization proxy signing webhook account master encryption sig signature hmac
+""", whole=False)
 _API_KEYS = "|".join((
     r"(?:AKIA|ASIA)[0-9A-Z]{16}",                      # AWS access key id
     r"gh[pousr]_[A-Za-z0-9]{36,255}",                  # GitHub tokens
@@ -49,6 +62,13 @@ _API_KEYS = "|".join((
     r"[0-9a-f]{36}NRAL",                               # New Relic license key
     r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}",       # SendGrid
     r"sk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_-]{20,}",  # OpenAI / Anthropic
+    r"whsec_[A-Za-z0-9+/=]{20,}",                      # Stripe / Svix webhook signing secrets
+    r"glpat-[A-Za-z0-9_-]{20,}",                       # GitLab
+    r"npm_[A-Za-z0-9]{36}",                            # npm
+    r"shp(?:at|ss|ca|pa)_[A-Fa-f0-9]{32}",             # Shopify
+    r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}",              # Square
+    r"SK[0-9a-f]{32}",                                 # Twilio API key
+    r"key-[0-9a-f]{32}",                               # Mailgun
 ))
 
 # Pieces of the key/value detectors: a quoted string (with escapes), a number, a key name.
@@ -63,10 +83,11 @@ _MORE = r"(?:[ \t](?:[0-9(+][^\s\"'&,;]*|[A-Z0-9]{1,4}(?![A-Za-z0-9])))*"
 # Features of a string, cheap to test (substring checks and two tiny searches). A detector is
 # only part of the expression run on a string that has one of the features it needs, so a plain
 # word costs nothing and a plain number costs the digit detectors only.
-URL, AT, COLON, EQ, SLASH, PLUS, DIGIT, KEYWORD, ESCAPE = (1 << i for i in range(9))
+URL, AT, COLON, EQ, SLASH, PLUS, DIGIT, KEYWORD, ESCAPE, GREETING = (1 << i for i in range(10))
 _DIGIT = re.compile(r"[0-9]").search
 _KEYWORD = re.compile(
     r"eyJ|AKIA|ASIA|gh[pousr]_|github_pat_|xox[baprs]-|_live_|_test_|AIza|NRA[KL]|SG\.|sk-|-----BEGIN|"
+    r"whsec_|glpat-|npm_|shp[a-z]{2}_|sq0|SK[0-9a-f]{32}|key-[0-9a-f]|"
     r"Bearer|bearer|BEARER|Basic|basic|BASIC|Token|token|TOKEN"
 ).search
 
@@ -89,6 +110,8 @@ def features(text: str) -> int:
         f |= KEYWORD
     if "\\" in text:
         f |= ESCAPE
+    if not text.islower():  # a capital somewhere: a name may follow a greeting (C-level, no scan)
+        f |= GREETING
     return f
 
 
@@ -97,11 +120,15 @@ def features(text: str) -> int:
 DETECTORS: tuple[tuple[str, int, str], ...] = (
     # Any URL with a scheme: userinfo, secret query values, media URLs (see scanner).
     ("url", URL, r"[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s<>\"'`{}|\\^]+"),
+    # A path?query without scheme ("GET /cb?code=…"): taken apart like a URL (see urls). It
+    # starts only where a run of path characters starts, so a long path is read once (linear).
+    ("path_query", SLASH, r"(?<![\w.~%@+!$()*,;:/-])/[\w.~%@+!$()*,;:/-]{0,2048}\?[\w.~%+-]{1,64}="
+                          r"[^\s<>\"'`{}|\\^]{0,4096}"),
     ("data_uri", COLON, r"data:(?:image|video|audio)/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=]+"),
     ("private_key", KEYWORD, r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
     ("jwt", KEYWORD, r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){1,3}"),
     ("auth_header", KEYWORD, r"(?i:bearer|token)[ \t]+[A-Za-z0-9._~+/-]{6,}=*|(?i:basic)[ \t]+[A-Za-z0-9+/]{6,}=*"),
-    ("kv", COLON | EQ, r"(?i:" + _KV_NAMES + r")(?![A-Za-z0-9_])[\"']?[ \t]*[:=][ \t]*[\"']?"
+    ("kv", COLON | EQ, r"(?=" + _KV_FIRST + r")(?i:" + _KV_NAMES + r")(?![A-Za-z0-9_])[\"']?[ \t]*[:=][ \t]*[\"']?"
                        r"(?!\[REDACTED)(?:(?i:bearer|basic|token)[ \t]+)?[^\s\"'&,;]+"
                        + _MORE),
     ("cookie", COLON | EQ, r"(?i:set-cookie|cookie)[\"']?[ \t]*[:=][ \t]*(?!\[REDACTED)[^\r\n]+"),
@@ -115,7 +142,13 @@ DETECTORS: tuple[tuple[str, int, str], ...] = (
                        r"|'(?=[^'\n]{0,4096}\\)(?:[^'\\\n]|\\.){0,4096}'"),
     ("logfmt_kv", EQ, r"[A-Za-z_][\w.-]{0,63}=(?:" + _DQ +
                       r"|[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s<>\"'`{}|\\^]+"  # a URL, & and all
-                      r"|(?:(?i:bearer|basic|token)[ \t]+)?[^\s\"'&,;=]{1,4096}=*" + _MORE + ")"),
+                      # A comma before a digit stays in the value: x=52.2297,21.0122 is one pair.
+                      r"|(?:(?i:bearer|basic|token)[ \t]+)?(?:[^\s\"'&,;=]|,(?=-?[0-9])){1,4096}=*" + _MORE + ")"),
+    # A word naming personal data, then its value: "PESEL 44051401359", "born 12.03.1988",
+    # "tel. 600123456", "your code is 482913", "geohash u3qcnhzch" (see phrases).
+    ("label", DIGIT, phrases.LABEL),
+    # A greeting or an honorific and the name after it: "Hi Anna,", "Dear Mr. Smith".
+    ("greeting", GREETING, phrases.GREETING),
     # The local part may join runs of the usual characters with the other RFC 5322 ones (a^b,
     # x|y, o'neil), so a match leaves no part of the address behind; "/" is left out: in paths
     # it separates. A match starts after none of the usual characters and follows at most 16
@@ -123,18 +156,29 @@ DETECTORS: tuple[tuple[str, int, str], ...] = (
     ("email", AT, r"(?<![\w.%+-])[\w.%+-]+(?:[!#$&'*=?^`{|}~]+[\w.%+-]+){0,16}"
                   r"@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}"),
     ("iban", DIGIT, r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])"),
+    ("pl_vat", DIGIT, identity.PL_VAT),
     ("user_path", SLASH, r"(?<=/)(?i:users?|profiles?|members?|accounts?)/[\w.%+@-]{1,128}(?![\w.%+@-])"),
+    # /<collection>/<id-shaped segment> (see paths.id_shaped): the id is pseudonymised.
+    ("id_path", SLASH, r"(?<=/)[A-Za-z][A-Za-z_-]{0,40}/[\w-]{10,128}(?![\w.%+@-])"),
     ("phone", PLUS, r"\+[ \t]?\(?[0-9][0-9 \t().\/-]{4,24}[0-9]"),
+    # Before the digit runs below: "52.229676, 21.012229", "ul. Marszałkowska 10/12" (see places).
+    ("geo", DIGIT, places.GEO),
+    ("address", DIGIT, places.ADDRESS),
     # Not the decimals of a number (3.14159…) nor the digit groups of a UUID (…-1234-567890123456).
     ("card", DIGIT, r"(?<![0-9]\.)(?<![0-9A-Fa-f]{4}-)[0-9](?:[ -]?[0-9]){12,18}(?![A-Za-z0-9]|[.-][0-9])"),
     # A dotted number that is clearly a version (version 1.2.3.4, build 10.0.19041.1, v1.2.3.4):
     # matched first so that the IP rule below does not take it. Only with IP redaction on.
-    ("version", DIGIT, r"(?:(?i:version|ver|build|release)[ \t]*[:=]?[ \t]*[vV]?|[vV])"
+    # A user agent's product token (a capitalised Chrome/131.0.0.0 after a space, "(", ";", "," or
+    # at the start) is one too; a path segment is not (/hosts/10.1.2.3, by-email/10.1.2.3).
+    ("version", DIGIT, r"(?:(?i:version|ver|build|release)[ \t]*[:=]?[ \t]*[vV]?|[vV]|(?:(?<=[\s(;,])|^)[A-Z][A-Za-z0-9_.-]{0,30}/[vV]?)"
                        r"[0-9]{1,9}(?:\.[0-9]{1,9}){1,5}(?![A-Za-z0-9]|\.[0-9])"),
-    # Not a part of a longer dotted run (1.2.3.4.5).
-    ("ipv4", DIGIT, r"(?<![0-9]\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![A-Za-z0-9]|\.[0-9])"),
+    # Not a part of a longer dotted run (1.2.3.4.5), nor an amount (6.151.117.100 PLN, €1.299.000.000).
+    ("ipv4", DIGIT, r"(?<![0-9]\.)(?<![€$£])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![A-Za-z0-9]|\.[0-9])"
+                    r"(?![ \t]?(?:zł|PLN|EUR|USD|GBP|CHF|UAH|€|\$|£))"),
     ("ipv6", COLON, r"(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,9}"
                     r"(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![A-Za-z0-9]|\.[0-9])"),
+    # Digit runs: PESEL, dashed NIP/SSN, 00-prefixed and national phone numbers (identity, phones).
+    ("number", DIGIT, phones.NUMBER),
 )
 #: The look-behind shared by every detector (each may add a stricter one of its own).
 TOKEN_START = r"(?<![A-Za-z0-9])"
@@ -145,7 +189,8 @@ SAFE_SHAPE = re.compile(
     r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"  # UUID
     r"|(?=[0-9]*[a-f])[0-9a-f]{8,64}"                                             # hex ids
     r"|p_[0-9a-f]{24}"                                                            # pseudonyms
-    r"|-?[0-9]{1,12}(?:\.[0-9]+)?"                                                # numbers
+    # Numbers; not an 11-digit one (a PESEL) nor a 10-12 digit one with a leading 0 (a phone number).
+    r"|-?(?:[0-9]{1,9}|[1-9][0-9]{9}|[1-9][0-9]{11})(?:\.[0-9]+)?"
 )
 
 #: A value that is only a dotted version number (1.2.3.4, v10.0.19041.1).
@@ -344,12 +389,26 @@ URL_SECRET_PARAMS = frozenset({
     "state", "ticket", "credential", "credentials", "access_key", "secret_key", "oauth_token",
     "oauth_verifier", "private_token", "x-amz-signature", "x-amz-credential",
     "x-amz-security-token", "x-goog-signature", "x-goog-credential", "awsaccesskeyid", "hash",
+    # OAuth / OIDC / SAML / magic links: one-time codes and state-like tokens.
+    "nonce", "code_verifier", "code_challenge", "oauth_state", "session_state", "relaystate",
+    "relay_state", "samlrequest", "samlresponse", "saml_response", "id_token_hint", "assertion",
+    "client_assertion", "login_hint", "csrf", "csrf_token", "_csrf", "xsrf", "xsrf_token",
+    "authenticity_token", "verification_code", "verify_code", "confirmation_code", "confirmation_token",
+    "reset_token", "reset_code", "invite_token", "magic_token", "magic_link", "login_token", "pin",
+    "passcode", "one_time_code", "otp_code", "mfa_code", "totp", "sms_code", "auth_code",
+    "authorization_code", "device_code", "user_code", "api_token", "apitoken", "access-token",
+    "accesstoken", "authtoken", "token_hash", "hmac",
 })
 #: Query parameters whose values are user-typed text.
 URL_CONTENT_PARAMS = frozenset({"q", "query", "search", "text", "message", "msg"})
 #: ``/users/<segment>`` words that are routes, not ids.
 ROUTE_WORDS = frozenset({"me", "self", "current", "search", "new", "list", "all", "count", "batch",
-                         "bulk", "lookup", "settings", "profile", "info", "id", "uid"})
+                         "bulk", "lookup", "settings", "profile", "info", "id", "uid",
+                         # after /users/ in routes (metric labels keep them, see paths.template_route)
+                         "login", "logout", "register", "signup", "signin", "verify", "password",
+                         "export", "import", "stats", "online", "nearby", "recommended", "suggestions",
+                         "blocked", "reports", "notifications", "preferences", "invites", "status",
+                         "activity", "feed", "balance", "wallet", "delete", "exists", "check"})
 
 __all__ = [
     "DETECTORS", "IBAN_LENGTHS", "MARKER_PREFIX", "ROUTE_WORDS", "SAFE_SHAPE", "STORAGE_SCHEMES",

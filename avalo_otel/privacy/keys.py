@@ -48,13 +48,20 @@ _add("email", "email", "emails", "e mail", "mail", "email address", "mail addres
 _add("phone", "phone", "phones", "phone number", "phone numbers", "phone no", "phone num", "telephone",
      "tel", "mobile", "mobile number", "mobile phone", "msisdn", "cellphone", "fax")
 _add("name", "username", "usernames", "firstname", "lastname", "fullname", "surname", "nickname",
-     "displayname", "givenname", "familyname", "middlename", "realname", "screenname")
+     "displayname", "givenname", "familyname", "middlename", "realname", "screenname",
+     # Keys of contacts and parties: they hold a name (or an address) more often than an id.
+     "recipient", "recipients", "sender", "buyer", "seller", "holder", "card holder", "cardholder",
+     "account holder", "guest", "guests", "author", "customer", "payer", "payee", "attendee",
+     "attendees", "invitee", "invitees", "beneficiary", "addressee", "contact", "contacts", "cc",
+     "bcc", "reply to", "owner", "participant", "participants", "passenger", "patient")
 _add("address", "addresses", "street", "street address", "city", "zip", "zip code", "zipcode",
      "postcode", "postal code", "postalcode", "address line", "home address")
 _add("content", "messages", "content", "contents", "text", "body", "caption", "captions", "bio",
      "biography", "about me", "prompt", "prompts", "completion", "completions", "comment",
      "comments", "note", "notes", "subject", "transcript", "search query", "search term",
-     "search terms", "message text", "message body", "voice note")
+     "search terms", "message text", "message body", "voice note", "preview", "previews",
+     "message preview", "answer", "answers", "reply", "replies", "headline", "tagline", "about",
+     "intro", "icebreaker", "opener")
 _add("photo", "photo", "photos", "avatar", "avatars", "image", "images", "picture", "pictures",
      "pic", "selfie", "selfies", "thumbnail", "profile pic", "profile photo")
 _add("secret", "password", "passwords", "passwd", "pwd", "passphrase", "secret", "secrets",
@@ -67,10 +74,18 @@ _add("card", "credit card", "debit card", "card number", "card no", "card num", 
      "ccn", "card expiry", "card exp", "card cvv")
 _add("bank", "iban", "bank account", "account number", "routing number", "sort code")
 _add("government_id", "ssn", "social security number", "passport", "passport number", "national id",
-     "tax id", "driver license", "drivers license", "id number")
-_add("birthdate", "date of birth", "dob", "birthday", "birth date", "birthdate")
+     "tax id", "driver license", "drivers license", "id number", "passport no", "pesel", "nip", "tin",
+     "nino", "national insurance", "national insurance number", "id card", "id card number",
+     "identity card", "identity number", "document number", "id document", "personal number",
+     "personal id", "personalausweis", "ausweis", "ausweisnummer", "steuer id", "dowod",
+     "dowod osobisty", "driving licence", "driver licence", "drivers licence", "license number",
+     "licence number", "social security")
+_add("birthdate", "date of birth", "dob", "birthday", "birth date", "birthdate", "born", "birth",
+     "born on", "birth year", "year of birth", "geburtsdatum", "data urodzenia", "naissance")
 _add("location", "latitude", "longitude", "lat", "lng", "lon", "coordinates", "coords", "gps",
-     "geo location", "geo point", "user location", "current location", "last location")
+     "geo location", "geo point", "user location", "current location", "last location", "geo",
+     "geohash", "geo hash", "geolocation", "latlng", "lat lng", "lat lon", "lat long", "geopoint",
+     "locations", "home location", "gps position", "geo position", "coordinate")
 _add("sensitive", "sexual orientation", "sexuality", "religion", "ethnicity")
 
 _IP_SUFFIXES = {("ip",), ("ip", "address"), ("ip", "addr"), ("forwarded", "for"), ("ips",)}
@@ -97,6 +112,21 @@ broker proxy upstream gateway endpoint node pod service smtp dns bridge loopback
 #: Qualifiers before ``message`` that make it free-form diagnostic text (scanned, not dropped).
 _DIAGNOSTIC = frozenset({"exception", "error", "err", "status", "failure", "warning", "validation",
                          "exit", "commit", "log", "grpc", "rpc", "otel", "assertion"})
+#: Qualifiers before ``location``/``position`` that make it a place in a thing, not on Earth.
+_PLACE_THING = frozenset("""
+header file code source storage bucket log config redirect cloud data resource server region install
+backup cache image schema module service endpoint db table class function method error queue scroll
+cursor list page stream offset read write partition consumer index sort rank job seek playback caret
+element item slot record line column byte char token buffer window tab menu widget layout
+""".split())
+#: Qualifiers before ``from``/``to`` that make them the ends of a range.
+_RANGE = frozenset("""
+date time timestamp ts valid period range effective start end version ver page index idx offset
+step state status stage phase currency lang language locale port year month week day hour minute
+block height redirect route path url migrate migration upgrade downgrade transition copy map mapped
+convert converted scale zoom sort move moved rate price amount size count value limit min max level
+tier plan region zone node shard seq sequence id key row line col column cursor snapshot epoch
+""".split())
 #: Qualifiers before ``url``/``uri``/``link``/``path`` that make it a (user) media location.
 _MEDIA = frozenset({"photo", "photos", "avatar", "image", "images", "picture", "pic", "media",
                     "thumbnail", "profile", "selfie", "video", "audio", "voice", "attachment",
@@ -133,7 +163,7 @@ PERSON_ID_SUFFIXES = frozenset(tuple(s.split()) for s in (
     "user id", "user ids", "actor id", "enduser id", "session id", "sender id", "recipient id",
     "receiver id", "reporter id", "author id", "owner id", "member id", "customer id", "profile id",
     "payer id", "payee id", "creator id", "viewer id", "follower id", "partner id", "uid",
-    "firebase uid", "user uid",
+    "firebase uid", "user uid", "usr id",
 ))
 
 
@@ -161,6 +191,12 @@ def _qualified(toks: tuple[str, ...]) -> str | None:
         return None if qualifier in _DIAGNOSTIC else "content"
     if last in _URLISH:
         return "photo" if qualifier in _MEDIA else None
+    if last in ("location", "position"):
+        return None if qualifier in _PLACE_THING else "location"
+    if last in ("to", "from"):
+        # Bare ``from``/``to`` are taken for parties (mail, transfers, chats): denied. A range's
+        # ends (date_from, valid_to, page_from, redirect_to) are not.
+        return None if qualifier in _RANGE else "name"
     return None
 
 
@@ -168,7 +204,7 @@ def _qualified(toks: tuple[str, ...]) -> str | None:
 _SAFE_PAIRS = frozenset(tuple(pair.split()) for pair in """
 status text|amount text|button text|error text|label text|alt text|placeholder text|tooltip text
 display text|link text|title text|release notes|docker image|container image|base image|vm image
-method signature|function signature|type signature|client mobile|is mobile|app mobile
+method signature|function signature|type signature|client mobile|is mobile|app mobile|place holder
 """.replace("\n", "|").split("|") if pair.strip())
 
 
@@ -222,10 +258,24 @@ class KeyList:
 
 
 #: What a key's value gets: scanned; scanned without the card check of ints (a safe key);
-#: replaced whole (denied); pseudonymised; parsed as a URL query; scanned, a dotted version kept.
-SCAN, SAFE, DENY, PSEUDO, QUERY, VERSION = range(6)
+#: replaced whole (denied); pseudonymised; parsed as a URL query; scanned, a dotted version kept;
+#: parsed as a ``path?query`` (ids in the path pseudonymised); sanitised as SQL (literals → ``?``);
+#: a messaging key (ids pseudonymised).
+SCAN, SAFE, DENY, PSEUDO, QUERY, VERSION, PATH, SQL, MSG_KEY = range(9)
 #: Keys whose values are URL query strings without the ``?``.
 _QUERY_KEYS = frozenset({"url.query", "http.query", "http.query_string"})
+#: Keys of values parsed for what they are, whatever the key lists say (except an exact entry).
+_PARSED_KEYS = {
+    **dict.fromkeys(_QUERY_KEYS, QUERY),
+    **dict.fromkeys(("url.path", "http.target", "http.route", "route", "url.template", "http.path",
+                     "request.path", "http.request.path"), PATH),
+    **dict.fromkeys(("db.statement", "db.query.text", "db.cassandra.statement"), SQL),
+    **dict.fromkeys(("messaging.kafka.message.key", "messaging.kafka.message_key", "messaging.message.key",
+                     "messaging.rabbitmq.destination.routing_key", "messaging.rabbitmq.routing_key",
+                     "messaging.gcp_pubsub.message.ordering_key", "messaging.message.ordering_key"), MSG_KEY),
+}
+_REFERER = frozenset({"referer", "referrer"})
+_DB_PARAMETERS = ("db.query.parameter.", "db.operation.parameter.")
 DEFAULT_PSEUDONYMIZE_KEYS = ("avalo.actor.id", "session.id", "enduser.id", "user.id", "user_id", "userId",
                              "actor_id", "actorId", "session_id", "sessionId")
 
@@ -254,8 +304,15 @@ class KeyPolicy:
             return DENY, "custom"
         if safe == KeyList.EXACT:
             return SAFE, None
+        parsed = _PARSED_KEYS.get(key)
+        if parsed is not None:
+            return parsed, None
+        if key.startswith(_DB_PARAMETERS):  # a query's bound values: literals by another name
+            return DENY, "db_parameter"
         if key in OTEL_SAFE_KEYS:
-            return (QUERY, None) if key in _QUERY_KEYS else self._scan(toks)
+            return self._scan(toks)
+        if toks and toks[-1] in _REFERER:  # http.request.header.referer: a URL or a path
+            return PATH, None
         # After the person-id suffixes: safe_keys=["id"] must not let raw user ids out (an exact
         # entry does, for one key).
         if pseudo:

@@ -5,11 +5,13 @@ redaction work and no exporter can see unredacted data:
 
 * spans: :class:`SpanExportPipeline` is the one processor in front of the exporters' processors
   and hands them the span redacted (attributes, event and link attributes, status description,
-  span name; counts of attributes the SDK dropped are kept);
+  span name, the ``tracestate`` of the span, its parent and its links; counts of attributes the
+  SDK dropped are kept);
 * log records: :class:`RedactingLogProcessor` is registered first and rewrites the record in
   place (body and attributes) before the batch processors queue it;
 * metrics: label keys are limited by views (see ``metric_views``) and label values are redacted
-  at collection by :func:`redact_metrics`, used by the Prometheus reader and the push exporters.
+  at collection by :func:`redact_metrics` (raw route labels templated first: ``/users/{id}``),
+  used by the Prometheus reader and the push exporters.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Link, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _NO_STATE
 from opentelemetry.trace.status import Status
 
 from .._spans import copy_span
-from ..sampling import exportable
+from ..sampling import exportable, note_kept
+from .paths import template_route
 from .redactor import Redactor
+from .tracestate import TraceStateRedactor
 
 #: The instrumentation scope of avalo-otel's own API.
 OWN_SCOPE = "avalo_otel"
@@ -45,6 +50,7 @@ class SpanExportPipeline(SpanProcessor):
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
+        self._trace_state = TraceStateRedactor(redactor)
         self._processors: tuple[SpanProcessor, ...] = ()
 
     def add(self, processor: SpanProcessor) -> None:
@@ -66,6 +72,10 @@ class SpanExportPipeline(SpanProcessor):
             span = exportable(span)
             if span is None:
                 return
+        else:
+            parent = span._parent
+            if parent is not None and not parent.trace_flags & _SAMPLED:
+                note_kept(span)  # a kept span under a sampled-out parent: keep the chain whole
         if type(span) is not ReadableSpan:
             span = copy_span(span)
         redactor = self.redactor
@@ -85,9 +95,20 @@ class SpanExportPipeline(SpanProcessor):
             clean_events = _redact_events(redactor, events)
             if clean_events is not None:
                 span._events = clean_events
+        context = span._context
+        state = context.trace_state
+        # An upstream's tracestate is exported with every span (OTLP). Most spans carry the SDK's
+        # empty default, and TraceState's len() is a Python call: test identity first.
+        if state is not _NO_STATE and state:
+            clean_context = self._trace_state.context(context)
+            if clean_context is not context:
+                span._context = clean_context
+                parent = span._parent
+                if parent is not None and parent.trace_state:
+                    span._parent = self._trace_state.context(parent)
         links = span._links
         if getattr(links, "_dq", links):
-            clean_links = _redact_links(redactor, links)
+            clean_links = _redact_links(redactor, links, self._trace_state)
             if clean_links is not None:
                 span._links = clean_links
         status = span._status
@@ -132,16 +153,21 @@ def _redact_events(redactor: Redactor, events: Sequence[Event]) -> Optional[list
     return out if changed else None
 
 
-def _redact_links(redactor: Redactor, links: Sequence[Link]) -> Optional[list[Link]]:
+def _redact_links(redactor: Redactor, links: Sequence[Link],
+                  trace_state: TraceStateRedactor) -> Optional[list[Link]]:
     out, changed = [], False
     for link in links:
         attrs = redactor.redact_attributes(link.attributes)
-        if attrs is None:
+        context = trace_state.context(link.context)
+        if attrs is None and context is link.context:
             out.append(link)
         else:
             changed = True
-            out.append(Link(link.context, _keep_dropped(attrs, link.attributes)))
+            out.append(Link(context, link.attributes if attrs is None else _keep_dropped(attrs, link.attributes)))
     return out if changed else None
+
+
+_UNREADABLE = "[REDACTED:unscannable]"
 
 
 class RedactingLogProcessor(LogRecordProcessor):
@@ -155,14 +181,20 @@ class RedactingLogProcessor(LogRecordProcessor):
         if scope is not None and scope.name == OWN_SCOPE:
             return  # our API redacts its events as it builds them (see _runtime.Runtime.record)
         record = log_record.log_record
-        body = record.body
-        if isinstance(body, str):
-            record.body = self.redactor.redact_text(body)
-        elif body is not None:
-            record.body = self.redactor.redact_value(body)
-        attrs = self.redactor.redact_attributes(record.attributes)
-        if attrs is not None:
-            record.attributes = attrs
+        try:
+            body = record.body
+            if isinstance(body, str):
+                record.body = self.redactor.redact_text(body)
+            elif body is not None:
+                record.body = self.redactor.redact_value(body)
+            attrs = self.redactor.redact_attributes(record.attributes)
+            if attrs is not None:
+                record.attributes = attrs
+        except Exception as exc:  # noqa: BLE001 - a value that cannot be read (a broken Mapping…)
+            # Fail closed, never raise into the caller's logging: nothing of the record is kept.
+            record.body, record.attributes = _UNREADABLE, {}
+            self.redactor._invalid("unreadable_log_record", f"a log record could not be redacted "  # noqa: SLF001
+                                   f"({type(exc).__name__}); its body and attributes were replaced")
 
     def shutdown(self) -> None:
         return None
@@ -193,7 +225,10 @@ def redact_metrics(redactor: Redactor, data: Optional[MetricsData]) -> Optional[
             for metric in sm.metrics:
                 points = []
                 for point in metric.data.data_points:
-                    attrs = redactor.redact_attributes(point.attributes)
+                    templated = _templated_routes(point.attributes)
+                    attrs = redactor.redact_attributes(templated or point.attributes)
+                    if attrs is None:  # not `or`: {} (a hook dropped every label) is a change too
+                        attrs = templated
                     if attrs is not None:
                         changed = True
                         point = dataclasses.replace(point, attributes=attrs)
@@ -211,6 +246,27 @@ def redact_metrics(redactor: Redactor, data: Optional[MetricsData]) -> Optional[
             scope_metrics.append(dataclasses.replace(sm, metrics=metrics))
         resource_metrics.append(dataclasses.replace(rm, scope_metrics=scope_metrics))
     return dataclasses.replace(data, resource_metrics=resource_metrics) if changed else data
+
+
+#: Label keys whose values are paths: templated before redaction (one series per route).
+_ROUTE_LABELS = ("route", "http.route", "url.template", "url.path", "http.target")
+
+
+def _templated_routes(attrs: Any) -> Optional[dict[str, Any]]:
+    """A copy of ``attrs`` with raw route labels in templated form (``/users/8fK2…`` →
+    ``/users/{id}``), or None when none changed: a pseudonym would be one series per user."""
+    if not attrs:
+        return None
+    out = None
+    for key in _ROUTE_LABELS:
+        value = attrs.get(key)
+        if type(value) is str:
+            templated = template_route(value)
+            if templated is not value:
+                if out is None:
+                    out = dict(attrs)
+                out[key] = templated
+    return out
 
 
 def _merge_alike(data: Any, points: list[Any]) -> list[Any]:

@@ -7,11 +7,19 @@ Two kinds of rules, applied to every attribute of every span, log record and met
   ``"[REDACTED:<rule>]"``; a key that holds a person's id (``avalo.actor.id``, ``session.id``,
   ``user_id``, ``senderId``…) has its value pseudonymised (``p_`` + 24 hex);
 * **value detectors** (:mod:`.detectors`, run by :mod:`.scanner` and :mod:`.urls`): every other
-  string is scanned once for e-mails, phone numbers, card numbers, IBANs, JWTs, auth headers, API
-  keys, secrets in URLs, media URLs and IP addresses; only the matched text is replaced. Key rules
+  string is scanned once for e-mails, phone numbers (``+``, ``00`` and the home regions' national
+  formats), card numbers, IBANs, national ids (PESEL, NIP, SSN), coordinates, postal addresses,
+  names after greetings, values named by words (``passport …``, ``born …``, ``code is …``), JWTs,
+  auth headers, API keys, secrets in URLs, media URLs and IP addresses; only the matched text is
+  replaced. Key rules
   also apply inside text to ``"name": "value"`` (JSON, reprs) and ``name=value`` (logfmt, query
   strings) pairs, JSON/repr string escapes are decoded before scanning, and a key that is itself
   personal data (``{"jane@example.com": true}``) is replaced by its redacted form.
+
+Some keys hold values that are parsed first (:mod:`.parsed`): paths and ``path?query`` targets
+(``url.path``, ``http.target``, raw ``http.route``, ``Referer``: ids pseudonymised, secret
+parameters replaced), SQL (``db.statement``: literals become ``?``) and messaging keys. Bytes are
+scanned as the UTF-8 text they hold and leave as that text; other bytes are replaced whole.
 
 Markers name the rule and never echo any part of the value. Booleans and None under a denied key
 are kept (a flag carries no personal data); any other value under it is replaced whole, lists
@@ -29,6 +37,12 @@ by itself (one dict per thread, one C-level update per span) and :meth:`redactio
 ``callback(key, value)`` runs last, for keyed values only (not for free text); returning None
 drops the attribute; if it raises, the value becomes ``[REDACTED:callback_error]``.
 
+Bad input never breaks export: lone UTF-16 surrogates in keys and values (no exporter can
+encode them) are repaired (pairs joined, lone ones become U+FFFD) and reported through
+``on_invalid(reason, message)``; lists and mappings are looked into ``MAX_DEPTH`` levels deep, a
+deeper value becomes ``[REDACTED:unscannable]`` (it cannot be proven clean), never a
+``RecursionError``.
+
 Cost: the rule of a key is resolved once and cached, and so is how a whole tuple of keys is
 treated (a plan: which keys are denied, which values are scanned), so a span costs one lookup for
 its keys, one dict update for its denied keys and one cache lookup per string value seen before;
@@ -40,33 +54,32 @@ Micro-benchmark: ``python benchmarks/bench_redaction.py --micro``.
 
 from __future__ import annotations
 
-import logging
-import re
-from typing import Any, Callable, Iterable, Mapping
+import contextlib
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .counts import RuleCounts, call_each
-from .detectors import SAFE_SHAPE, VERSION_SHAPE, is_card_number, marker
-from .keys import DEFAULT_PSEUDONYMIZE_KEYS, DENY, PSEUDO, QUERY, SAFE, VERSION, KeyPolicy
+from .detectors import SAFE_SHAPE, VERSION_SHAPE, marker
+from .keys import DEFAULT_PSEUDONYMIZE_KEYS, DENY, MSG_KEY, PATH, PSEUDO, QUERY, SAFE, SQL, VERSION, KeyPolicy
+from .parsed import ParsedValues
+from .phones import DEFAULT_REGIONS
 from .pseudonym import Pseudonymizer
 from .scanner import ValueScanner
+from .values import _CARD_MIN, _DROP, _SURROGATES_REPAIRED, ValueRedaction, has_surrogates, repair_surrogates
 
-_log = logging.getLogger("avalo_otel")
 
 #: Key tuples remembered by ``redact_attributes`` (cleared when full: a new one costs a key loop).
 _MAX_PLANS = 1024
-_DROP = object()
-_CACHE_MAX_LEN = 256
-_CARD_MIN = 10**12  # ints below this (in absolute value) are too short to be card numbers
-_PSEUDONYM = re.compile(r"p_[0-9a-f]{24}")
 
 
-class Redactor:
+class Redactor(ValueRedaction):
     """Redacts attribute values and free text; see the module docstring for the rules."""
 
     def __init__(self, *, pseudonymize: Callable[[str], str] | None = None,
                  extra_deny_keys: Iterable[str] = (), safe_keys: Iterable[str] = (),
                  extra_value_patterns: Mapping[str, str] = {},  # noqa: B006 - read only
                  redact_ip_addresses: bool = True,
+                 phone_regions: Iterable[str] = DEFAULT_REGIONS,
                  pseudonymize_keys: Iterable[str] = DEFAULT_PSEUDONYMIZE_KEYS,
                  callback: Callable[[str, Any], Any] | None = None,
                  on_redact: Callable[[str], None] | None = None,
@@ -89,10 +102,16 @@ class Redactor:
         self._actions: dict[str, tuple] = {}  # key -> (kind, rule, marker, new key, key rules)
         self._plans: dict[tuple[str, ...], tuple] = {}  # key tuple -> plan (see _plan)
         self._scanner = ValueScanner(redact_ips=redact_ip_addresses, extra_patterns=dict(extra_value_patterns),
-                                     param_action=self._param_action, pseudonymize=self._pseudonym)
+                                     param_action=self._param_action, pseudonymize=self._pseudonym,
+                                     phone_regions=tuple(phone_regions))
         # Ids and numbers skip the scan, unless a custom pattern might want them.
         self._safe_shape = None if extra_value_patterns else SAFE_SHAPE.fullmatch
+        self._parsed = ParsedValues(self._scanner, self._pseudonym, self._count)
         self._warned_callback = False
+        #: ``on_invalid(reason, message)``: told about input repaired here (lone surrogates, too
+        #: deep nesting); the runtime counts it in ``avalo_otel_invalid_input_total``.
+        self.on_invalid: Callable[[str, str], None] | None = None
+        self._nesting = threading.local()  # depth of the list/mapping being looked into, per thread
 
     # -- public API -----------------------------------------------------------------------------
     def key_rule(self, key: str) -> str | None:
@@ -188,6 +207,16 @@ class Redactor:
         """Redactions so far by rule, when no ``on_redact`` was given (then it is empty)."""
         return self._counts.totals()
 
+    @contextlib.contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Redactions inside the block are left out of :meth:`redaction_counts` (the configure-time
+        self-check's canary is not personal data an app sent)."""
+        before = self._counts.totals()
+        try:
+            yield
+        finally:
+            self._counts.discount(before)
+
     def redact_text(self, text: str) -> str:
         """Free text (span names, status descriptions, exception messages, log bodies): value
         detectors only; the same object when nothing was found."""
@@ -197,9 +226,11 @@ class Redactor:
     def _resolve(self, key: str) -> tuple:
         # A key can itself be personal data ({"jane@example.com": True}): scanned once, cached.
         found: list[str] = []
-        new_key = self._scanner.scan(key, found)
-        kind, rule = self._keys.decide(key)
+        fixed = repair_surrogates(key) if has_surrogates(key) else key
+        new_key = self._scanner.scan(fixed, found)
+        kind, rule = self._keys.decide(fixed)
         action = (kind, rule, rule and marker(rule)) + ((new_key, tuple(found)) if new_key is not key else (None, ()))
+        action += (fixed is not key,)  # repaired: counted as invalid input each time it is used
         if len(self._actions) >= 16384:
             self._actions.clear()
         self._actions[key] = action
@@ -213,7 +244,7 @@ class Redactor:
         rules, scan, safe, keyed = [], [], [], []
         for key in shape:
             kind, rule, mark, new_key = (self._actions.get(key) or self._resolve(key))[:4]
-            if new_key is not None or kind == PSEUDO or kind == QUERY or kind == VERSION:
+            if new_key is not None or kind == PSEUDO or kind == QUERY or kind == VERSION or kind >= PATH:
                 keyed.append(key)
             elif kind == DENY:
                 markers[key] = mark
@@ -258,6 +289,8 @@ class Redactor:
         if action[3] is None:
             return key, new
         self._count(action[4])
+        if action[5]:
+            self._invalid("invalid_unicode", _SURROGATES_REPAIRED)
         return action[3], new
 
     def _hooked_attributes(self, attrs: dict[str, Any]) -> dict[str, Any] | None:
@@ -286,118 +319,14 @@ class Redactor:
             return action[2]
         if kind == PSEUDO:
             return self._pseudo_value(value)
+        value = self._repaired(value)  # before the parsers below see it
         if kind == VERSION and type(value) is str and VERSION_SHAPE.fullmatch(value):
             return value
+        if kind == PATH or kind == SQL or kind == MSG_KEY:
+            return self._parsed.value(kind, value, self._value)
         if kind == QUERY and isinstance(value, str) and value:
             rules: list[str] = []
             out = self._scanner._params(value, rules)  # noqa: SLF001 - same package
             self._count(rules)
             return out
         return self._value(value, kind == SAFE)
-
-    def _value(self, value: Any, safe: bool) -> Any:
-        t = type(value)
-        if t is str:
-            return self._str(value)
-        if t is bool or t is float or value is None:
-            return value
-        if t is int:
-            if not safe and (value >= _CARD_MIN or value <= -_CARD_MIN) and is_card_number(str(abs(value))):
-                self._emit("card")
-                return marker("card")
-            return value
-        if t is list or t is tuple:
-            new = [self._value(v, safe) for v in value]
-            if all(a is b for a, b in zip(new, value)):
-                return value
-            return new if t is list else tuple(new)
-        if isinstance(value, Mapping):
-            return self._mapping(value)
-        if isinstance(value, str):
-            return self._str(value)
-        return value
-
-    def _mapping(self, value: Mapping[Any, Any]) -> Any:
-        if all(isinstance(k, str) for k in value):
-            out = self.redact_attributes(value)
-            return value if out is None else out
-        out = None
-        for k, v in value.items():
-            new = self.redact_value(v, k) if isinstance(k, str) else self._value(v, False)
-            if new is not v:
-                if out is None:
-                    out = dict(value)
-                out[k] = new
-        return value if out is None else out
-
-    def _str(self, text: str) -> str:
-        if text in self._clean:
-            return text
-        hit = self._dirty.get(text)
-        if hit is None:
-            return self._scan(text)
-        self._count(hit[1])
-        return hit[0]
-
-    def _scan(self, text: str) -> str:
-        """``_str`` for text not seen before."""
-        if self._safe_shape is not None and self._safe_shape(text):
-            return text  # a UUID, hex id or number: clean, and too unique to be worth caching
-        found: list[str] = []
-        try:
-            out = self._scanner.scan(text, found)
-        except RecursionError:  # URLs in URLs in URLs…: fail closed
-            found, out = ["unscannable"], marker("unscannable")
-        if len(text) <= _CACHE_MAX_LEN and self._cache_size:
-            clean, dirty = self._clean, self._dirty
-            if len(clean) + len(dirty) >= self._cache_size:
-                try:  # make room: any clean text, else the oldest redacted one
-                    if len(clean) >= len(dirty):
-                        clean.pop()
-                    else:
-                        del dirty[next(iter(dirty))]
-                except (KeyError, RuntimeError, StopIteration):  # another thread got there first
-                    pass
-            if out is text:
-                clean.add(text)
-            else:
-                dirty[text] = (out, tuple(found))
-        self._count(found)
-        return out
-
-    def _pseudonym(self, value: str) -> str:
-        return value if _PSEUDONYM.fullmatch(value) else self._pseudonymize(value)
-
-    def _pseudo_value(self, value: Any) -> Any:
-        if value is None or isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            return self._pseudonym(value)
-        if isinstance(value, (list, tuple)):
-            new = [self._pseudo_value(v) for v in value]
-            if all(a is b for a, b in zip(new, value)):
-                return value
-            return new if isinstance(value, list) else tuple(new)
-        return self._pseudonymize(str(value))
-
-    def _hook(self, key: str, value: Any) -> Any:
-        try:
-            new = self._callback(key, value)  # type: ignore[misc]
-        except Exception:  # noqa: BLE001 - a broken hook must not break export nor leak
-            if not self._warned_callback:
-                self._warned_callback = True
-                _log.warning("avalo-otel: redaction hook failed; the value is redacted", exc_info=True)
-            self._emit("callback_error")
-            return marker("callback_error")
-        if new is value:
-            return value
-        if new is None:
-            self._emit("callback")
-            return _DROP
-        if type(new) is type(value) and new == value:
-            return value
-        self._emit("callback")
-        return new
-
-    def _emit(self, rule: str) -> None:
-        self._count((rule,))

@@ -17,6 +17,11 @@ from . import detectors as d
 from .detectors import escape_literal as _escape
 from .detectors import marker
 from .detectors import unescape_literal as _unescape
+from .identity import identity_rule, nip_ok
+from .paths import NON_PERSON_WORDS, id_shaped
+from .phones import DEFAULT_REGIONS, number_spans
+from .phrases import greeting_names, label_value
+from .places import address_ok, coordinates_ok
 from .urls import UrlRules
 
 #: ``(name) -> ("deny", rule) | ("pseudo", None) | ("version", None) | None``: how a key or
@@ -54,6 +59,19 @@ def _kept_version(action: Optional[tuple], value: str) -> bool:
     return action is not None and action[0] == "version" and d.VERSION_SHAPE.fullmatch(value) is not None
 
 
+def _replace(text: str, spans: tuple[tuple[int, int], ...], rule: str, rules: list[str]) -> str | None:
+    """``text`` with each span replaced by ``rule``'s marker (None: no spans)."""
+    if not spans:
+        return None
+    out, last = [], 0
+    for start, end in spans:
+        out += [text[last:start], marker(rule)]
+        rules.append(rule)
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
 def _fixed(rule: str) -> Callable[[str, list], str]:
     """A handler that always redacts with ``rule``."""
     mark = marker(rule)
@@ -70,8 +88,10 @@ class ValueScanner(UrlRules):
 
     def __init__(self, *, redact_ips: bool = True, extra_patterns: Mapping[str, str] | None = None,
                  param_action: ParamAction = lambda name: None,
-                 pseudonymize: Callable[[str], str] = lambda value: value) -> None:
+                 pseudonymize: Callable[[str], str] = lambda value: value,
+                 phone_regions: tuple[str, ...] = DEFAULT_REGIONS) -> None:
         self._ips = redact_ips
+        self._regions = tuple(phone_regions)
         self._param_action = param_action
         self._pseudonymize = pseudonymize
         self._detectors = [(g, needs, p) for g, needs, p in d.DETECTORS
@@ -93,7 +113,9 @@ class ValueScanner(UrlRules):
         except re.error:
             self._separate += [(rule, re.compile(p)) for _, rule, p in self._custom]
             self._custom = []
-        for f in (0, d.DIGIT, d.KEYWORD, d.DIGIT | d.SLASH, d.DIGIT | d.COLON):
+        # (GREETING: the text has a capital, as most log lines do.)
+        for f in (0, d.DIGIT, d.KEYWORD, d.DIGIT | d.SLASH, d.DIGIT | d.COLON, d.GREETING, d.DIGIT | d.GREETING,
+                  d.DIGIT | d.SLASH | d.GREETING, d.DIGIT | d.COLON | d.GREETING):
             self._variant(f)  # the common ones up front; the rest on first use
 
     def _variant(self, feature_bits: int) -> Callable[[str, int], Optional[re.Match[str]]] | None:
@@ -260,6 +282,19 @@ class ValueScanner(UrlRules):
             return _RETRY  # a route word (``/users/settings``), not an id
         return f"{word}/{self._pseudonymize(segment)}"
 
+    def _id_path(self, text: str, rules: list[str]) -> str | None:
+        word, segment = text.split("/", 1)
+        if word.lower() in NON_PERSON_WORDS or not id_shaped(segment):
+            return _RETRY
+        return f"{word}/{self._pseudonymize(segment)}"
+
+    def _path_query(self, text: str, rules: list[str]) -> str | None:
+        core = text.rstrip(".,;:!?)")
+        while core.count("(") > core.count(")") and text[len(core):len(core) + 1] == ")":
+            core += ")"
+        new = self._rest(core, rules)
+        return None if new is None else new + text[len(core):]
+
     def _phone(self, text: str, rules: list[str]) -> str | None:
         spans = d.phone_spans(text) if sum(c.isdigit() for c in text) >= 7 else ()
         if not spans:  # not a phone number: what follows the "+" may still be a card or an IP
@@ -281,7 +316,7 @@ class ValueScanner(UrlRules):
             return marker("card")
         groups = [(m.start(), m.end()) for m in _GROUPS.finditer(text)]
         if len(groups) < 2:
-            return None
+            return self._number(text, rules)
         # A card inside a longer grouped run ("12 4111 1111 1111 1111"): try each run of groups
         # that has 13-19 digits, longest first.
         digits_all = "".join(text[s:e] for s, e in groups)
@@ -302,9 +337,60 @@ class ValueScanner(UrlRules):
                     break
             i += 1
         if not out:
-            return None
+            return self._number(text, rules)  # not a card: maybe a PESEL or a 00-prefixed phone number
         out.append(text[last:])
         return "".join(out)
+
+    def _number(self, text: str, rules: list[str]) -> str | None:
+        rule = identity_rule(text)
+        if rule is not None:
+            rules.append(rule)
+            return marker(rule)
+        return _replace(text, number_spans(text, self._regions), "phone", rules)
+
+    def _label(self, text: str, rules: list[str]) -> str | None:
+        found = label_value(text)
+        if found is None:
+            return _RETRY  # a word like "location" or "code" with no such value after it
+        rule, start, end = found
+        value = text[start:end]
+        if not rule:
+            tail = text[end:]
+            rest = self.scan(tail, rules)
+            return None if rest is tail else text[:end] + rest
+        if rule == "phone":
+            spans = d.phone_spans(value) if value[0] == "+" else number_spans(value, self._regions, keyed=True)
+            if not spans:
+                return _RETRY
+            rest = self.scan(text[end:], rules)
+            return text[:start] + _replace(value, spans, "phone", rules) + rest
+        rules.append(rule)
+        return text[:start] + marker(rule) + self.scan(text[end:], rules)
+
+    def _greeting(self, text: str, rules: list[str]) -> str | None:
+        span = greeting_names(text)
+        if span is None:
+            return _RETRY
+        rules.append("name")
+        return text[:span[0]] + marker("name") + self.scan(text[span[1]:], rules)
+
+    def _geo(self, text: str, rules: list[str]) -> str | None:
+        if not coordinates_ok(text):
+            return _RETRY
+        rules.append("location")
+        return marker("location")
+
+    def _address(self, text: str, rules: list[str]) -> str | None:
+        if not address_ok(text):
+            return _RETRY
+        rules.append("address")
+        return marker("address")
+
+    def _pl_vat(self, text: str, rules: list[str]) -> str | None:
+        if not nip_ok(text[2:].strip(" \t")):
+            return None
+        rules.append("government_id")
+        return marker("government_id")
 
     @staticmethod
     def _version(text: str, rules: list[str]) -> None:
@@ -312,7 +398,7 @@ class ValueScanner(UrlRules):
 
     def _ipv4(self, text: str, rules: list[str]) -> str | None:
         if not d.ipv4_ok(text):
-            return None
+            return self._number(text, rules)  # 12.345.67.89: a Polish number written with dots
         rules.append("ip")
         return marker("ip")
 

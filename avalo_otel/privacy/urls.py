@@ -17,6 +17,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from . import detectors as d
 from .detectors import marker
+from .paths import pseudonymize_ids
 
 _IPV4 = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}")
 _PSEUDONYM = re.compile(r"p_[0-9a-f]{24}")
@@ -50,11 +51,9 @@ class UrlRules:
             if i != -1 and i < cut:
                 cut = i
         authority, after = rest[:cut], rest[cut:]
-        after, hash_sign, fragment = after.partition("#")
-        path, has_query, query = after.partition("?")
         userinfo, at, hostport = authority.rpartition("@")
         host, port = _split_host(hostport)
-        if d.is_storage_host(host.lower()) or d.has_media_extension(unquote(path)):
+        if d.is_storage_host(host.lower()) or d.has_media_extension(unquote(re.split("[?#]", after, 1)[0])):
             rules.append("photo_url")
             return marker("photo_url") + tail
         found: list[str] = []
@@ -64,21 +63,51 @@ class UrlRules:
         if self._ips and (d.ipv6_ok(host) if ":" in host else bool(_IPV4.fullmatch(host) and d.ipv4_ok(host))):
             found.append("ip")
             authority = authority[:len(authority) - len(hostport)] + marker("ip") + port
-        new_path = self._scan_part(path, found, plus=False)
+        new_after = self._rest(after, found)
+        if new_after is None:
+            if not found:
+                return None
+            new_after = after
+        rules.extend(found)
+        return f"{scheme}://{authority}{new_after}{tail}"
+
+    def target(self, text: str, rules: list[str]) -> str:
+        """A ``path?query#fragment`` without scheme and host (``http.target``, ``url.path``, a
+        relative ``Referer``): the URL rules for what follows the host; ``text`` when clean."""
+        if "://" in text or " " in text or "\t" in text or "\n" in text:
+            return self.scan(text, rules)  # a URL, or no path at all (a label that holds text)
+        found: list[str] = []
+        out = self._rest(text, found)
+        if out is None:
+            return text
+        rules.extend(found)
+        return out
+
+    def _rest(self, after: str, found: list[str]) -> str | None:
+        """Path, query and fragment of a URL taken apart and put back (None: nothing changed). A
+        media path replaces the whole (``photo_url``), ids in the path are pseudonymised (see
+        :mod:`.paths`), secret parameters replaced and the rest decoded and scanned."""
+        before = len(found)
+        rest, hash_sign, fragment = after.partition("#")
+        path, has_query, query = rest.partition("?")
+        if d.has_media_extension(unquote(path)):
+            found.append("photo_url")
+            return marker("photo_url")
+        new_path = pseudonymize_ids(path, self._pseudonymize) if path else path
+        new_path = self._scan_part(new_path, found, plus=False)
         new_query = self._params(query, found) if query else query
         if "=" in fragment:
             new_fragment = self._params(fragment, found)
         else:
             new_fragment = self._scan_part(fragment, found, plus=False)
-        if not found and new_path is path and new_query is query and new_fragment is fragment:
+        if len(found) == before and new_path is path and new_query is query and new_fragment is fragment:
             return None
-        rules.extend(found)
-        out = f"{scheme}://{authority}{new_path}"
+        out = new_path
         if has_query:
             out += "?" + new_query
         if hash_sign:
             out += "#" + new_fragment
-        return out + tail
+        return out
 
     def _params(self, query: str, found: list[str]) -> str:
         pieces = query.split("&")
@@ -118,8 +147,18 @@ class UrlRules:
         """Scan a URL component; percent-encoded text is decoded first and re-encoded if changed."""
         if not part:
             return part
+        if plus and "+" in part:
+            # "+" is a space in a query, but a raw "+4420…" is more often a phone number that was
+            # never encoded: read it both ways, and keep the reading that finds something.
+            kept_plus = self._scan_part(part.replace("+", "%2B"), found, plus=True)
+            if "%5BREDACTED" in kept_plus or "[REDACTED" in kept_plus:
+                return kept_plus
         if "%" in part or (plus and "+" in part):
             decoded = unquote_plus(part) if plus else unquote(part)
+            for _ in range(2):  # double-encoded (%2540): decode until it stays the same
+                if "%" not in decoded or (again := unquote(decoded)) == decoded:
+                    break
+                decoded = again
             if decoded != part:
                 out = self.scan(decoded, found)
                 if out is decoded:
