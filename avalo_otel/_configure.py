@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -10,21 +11,28 @@ import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from opentelemetry import _logs, metrics, trace
+from typing_extensions import Unpack
 from opentelemetry.metrics import Observation
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import LogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from . import _exporters, _runtime
+from ._deadlines import exporter_name, flush_reader, millis_to, within
+from ._globals import capture_stdlib_logging, set_globals
 from .privacy import Pseudonymizer, allowed_metric_labels, build_redactor
 from .privacy.processors import RedactingLogProcessor, RedactingMetricExporter, SpanExportPipeline, metric_views
-from .sampling import AvaloSampler
+from .privacy.selfcheck import SelfCheck, check_logs, check_metrics, check_traces
+from .export_faults import (
+    BoundedBatchLogRecordProcessor, BoundedBatchSpanProcessor, guard_exporter, prepare_counting, stop_retrying,
+)
+from .sampling import AvaloSampler, ReplayIdGenerator
+from .options import Options
 from .settings import ConfigurationError, Settings
-from .store.base import StoreError
 from .version import __version__
 
 _log = logging.getLogger("avalo_otel")
@@ -41,13 +49,12 @@ class Telemetry:
         self.prometheus: Optional[_exporters.PrometheusEndpoint] = None
         self.store: Any = None  # the embedded SQLite store, when a signal is exported to it
         self._logging_handler: Optional[logging.Handler] = None
+        #: Exporters that could not start, by name, with the reason (see ``_exporter``).
+        self.disabled_exporters: dict[str, str] = {}
         try:
             self._build(settings, metric_readers)
-        except Exception as exc:
+        except Exception:
             self._abort()
-            if isinstance(exc, StoreError):
-                # A store that cannot be opened is a configuration problem: say so, and which.
-                raise ConfigurationError(f"cannot open the telemetry store: {exc}") from None
             raise
 
     def _abort(self) -> None:
@@ -68,69 +75,101 @@ class Telemetry:
         # The redactor counts by rule itself (a dict per thread) and the counter is observed at
         # collection: a counter.add() per redaction would cost more than the redaction itself.
         self.redactor = build_redactor(settings, self.pseudonymize)
+        # Each signal's privacy stage proves it redacts (a canary, see privacy.selfcheck) before
+        # any exporter is attached to it; a signal that fails is not exported at all.
+        self.selfcheck = SelfCheck(self.redactor)
+        views = metric_views(allowed_metric_labels(settings), settings.metric_cardinality_limit)
+        metrics_ok = self.selfcheck.run("metrics", check_metrics, self.redactor, views,
+                                        "prometheus" in settings.metrics_exporters)
 
         # Metrics first: the redaction counter lives there. Views limit label keys and series.
         readers: list[MetricReader] = []
-        if "prometheus" in settings.metrics_exporters:
-            self.prometheus = _exporters.start_prometheus(settings, self.redactor)
+        if "prometheus" in settings.metrics_exporters and metrics_ok:
+            self.prometheus = _exporters.start_prometheus(settings, self.redactor, resource)
             if self.prometheus is not None:
                 readers.append(self.prometheus.reader)
         push_builders = {"otlp": _exporters.otlp_metric_exporter, "console": _exporters.console_metric_exporter,
                          "sqlite": self._sqlite_exporter("metrics")}
-        self._push_readers = [
-            PeriodicExportingMetricReader(
-                RedactingMetricExporter(
-                    self.redactor, push_builders.get(name) and push_builders[name](settings)
-                    or _exporters.installed_exporter("metrics", name)),
-                export_interval_millis=settings.metric_export_interval_ms,
-            )
-            for name in settings.metrics_exporters if name != "prometheus"
-        ]
+        self._push_readers = []
+        for name in settings.metrics_exporters if metrics_ok else ():
+            exporter = self._exporter("metrics", name, push_builders) if name != "prometheus" else None
+            if exporter is not None:
+                self._push_readers.append(PeriodicExportingMetricReader(
+                    RedactingMetricExporter(self.redactor, guard_exporter(exporter, exporter_name(exporter), "metrics")),
+                    export_interval_millis=settings.metric_export_interval_ms,
+                ))
         self.meter_provider = MeterProvider(
             resource=resource,
             metric_readers=[*readers, *self._push_readers, *metric_readers],
-            views=metric_views(allowed_metric_labels(settings), settings.metric_cardinality_limit),
+            views=views,
         )
         self.meter_provider.get_meter("avalo_otel", __version__).create_observable_counter(
             "avalo_otel_redactions_total", callbacks=[self._observe_redactions],
             description="Values redacted before export, by rule",
         )
 
+        span_limits = SpanLimits(
+            max_span_attributes=settings.attribute_count_limit,
+            max_span_attribute_length=settings.attribute_value_length_limit,
+        )
         self.tracer_provider = TracerProvider(
             resource=resource,
             sampler=AvaloSampler(settings.sampling_rate),
-            span_limits=SpanLimits(
-                max_span_attributes=settings.attribute_count_limit,
-                max_span_attribute_length=settings.attribute_value_length_limit,
-            ),
+            # Lets a sampled-out span that must be kept be re-emitted with its own ids (see sampling).
+            id_generator=ReplayIdGenerator(),
+            span_limits=span_limits,
         )
         # One privacy stage for all span exporters: keep errors, redact once, fan out.
         self._span_pipeline = SpanExportPipeline(self.redactor)
-        self.tracer_provider.add_span_processor(self._span_pipeline)
+        if self.selfcheck.run("traces", check_traces, self.redactor, resource, span_limits):
+            self.tracer_provider.add_span_processor(self._span_pipeline)
         span_builders = {"otlp": _exporters.otlp_span_exporter, "console": _exporters.console_span_exporter,
                          "sqlite": self._sqlite_exporter("traces")}
-        for name in settings.traces_exporters:
-            build = span_builders.get(name)
-            self.add_span_exporter(build(settings) if build else _exporters.installed_exporter("traces", name))
+        for name in settings.traces_exporters if self.selfcheck.passed("traces") else ():
+            span_exporter = self._exporter("traces", name, span_builders)
+            if span_exporter is not None:
+                self.add_span_exporter(span_exporter)
 
-        self.logger_provider = LoggerProvider(
-            resource=resource,
-            log_record_limits=LogRecordLimits(
-                max_attributes=settings.attribute_count_limit,
-                max_attribute_length=settings.attribute_value_length_limit,
-            ),
+        log_limits = LogRecordLimits(
+            max_attributes=settings.attribute_count_limit,
+            max_attribute_length=settings.attribute_value_length_limit,
         )
-        self.logger_provider.add_log_record_processor(RedactingLogProcessor(self.redactor))
+        self.logger_provider = LoggerProvider(resource=resource, log_record_limits=log_limits)
+        log_redaction = RedactingLogProcessor(self.redactor)
+        if self.selfcheck.run("logs", check_logs, log_redaction, resource, log_limits):
+            self.logger_provider.add_log_record_processor(log_redaction)
         log_builders = {"otlp": _exporters.otlp_log_exporter, "console": _exporters.console_log_exporter,
                         "sqlite": self._sqlite_exporter("logs")}
-        for name in settings.logs_exporters:
-            build = log_builders.get(name)
-            self.add_log_exporter(build(settings) if build else _exporters.installed_exporter("logs", name))
-        if settings.capture_logging:
-            self._logging_handler = _capture_stdlib_logging(self)
+        for name in settings.logs_exporters if self.selfcheck.passed("logs") else ():
+            log_exporter = self._exporter("logs", name, log_builders)
+            if log_exporter is not None:
+                self.add_log_exporter(log_exporter)
+        if settings.capture_logging and self.selfcheck.passed("logs"):
+            self._logging_handler = capture_stdlib_logging(self)
 
         self.runtime = _runtime.Runtime(settings, self.tracer_provider, self.meter_provider, self.logger_provider,
                                         redactor=self.redactor, pseudonymize=self.pseudonymize)
+
+    def _exporter(self, signal: str, name: str, builders: Mapping[str, Callable[[Settings], Any]]) -> Any:
+        """The exporter ``name`` for ``signal``, or None when its backend cannot be used (a store
+        path on a read-only filesystem, a directory…): that exporter alone is off, with one
+        clear error, and every other exporter runs. A bad setting (a ValueError) still raises,
+        and so does any failure in strict mode."""
+        build = builders.get(name)
+        try:
+            if name in self.disabled_exporters:
+                return None
+            return build(self.settings) if build else _exporters.installed_exporter(signal, name)
+        except ConfigurationError:
+            raise
+        except ValueError as exc:  # a bad setting of that exporter (e.g. StoreSettingError)
+            raise ConfigurationError(f"the {name} exporter: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any backend failure disables that exporter only
+            if self.settings.strict:
+                raise ConfigurationError(f"cannot start the {name} exporter: {exc}") from None
+            self.disabled_exporters[name] = str(exc)
+            _log.error("avalo-otel: the %s exporter is off: %s; the other exporters keep running", name, exc)
+            return None
 
     def _sqlite_exporter(self, signal: str) -> Callable[[Settings], Any]:
         """A builder for the embedded store's exporter; the store and its writer are shared."""
@@ -149,41 +188,80 @@ class Telemetry:
     def _observe_redactions(self, options: Any) -> list[Observation]:
         return [Observation(count, {"rule": rule}) for rule, count in self.redactor.redaction_counts().items()]
 
+    #: The batch processors' deadlines and drop accounting (see ``export_faults``), for shutdown.
+    _bounded: tuple[Any, ...] = ()
+
     def add_span_exporter(self, exporter: SpanExporter, *, batch: bool = True) -> None:
         """Send spans to one more exporter, behind the privacy stage and in its own queue
-        (a slow backend holds up no other)."""
+        (a slow backend holds up no other); what it loses is counted in
+        ``avalo_otel_export_dropped_total``."""
+        if self._dropped("traces"):
+            return
         delay = self.settings.traces_schedule_delay_ms
-        processor = _processor(exporter, BatchSpanProcessor, delay) if batch else SimpleSpanProcessor(exporter)
-        self._span_pipeline.add(processor)
+        if batch:
+            self._span_pipeline.add(self._processor(exporter, BoundedBatchSpanProcessor, delay, "traces"))
+        else:
+            self._span_pipeline.add(SimpleSpanProcessor(guard_exporter(exporter, exporter_name(exporter), "traces")))
 
     def add_log_exporter(self, exporter: LogRecordExporter, *, batch: bool = True) -> None:
         """Send telemetry events (log records) to one more exporter, behind the privacy stage."""
+        if self._dropped("logs"):
+            return
         delay = self.settings.logs_schedule_delay_ms
         if batch:
-            self.logger_provider.add_log_record_processor(_processor(exporter, BatchLogRecordProcessor, delay))
+            processor = self._processor(exporter, BoundedBatchLogRecordProcessor, delay, "logs")
+            self.logger_provider.add_log_record_processor(processor)
         else:
-            self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+            guarded = guard_exporter(exporter, exporter_name(exporter), "logs")
+            self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(guarded))
+
+    def _processor(self, exporter: Any, batch_processor: Callable[..., Any], schedule_delay_ms: int,
+                   signal: str) -> Any:
+        """The processor in front of ``exporter``: its own when it has one (the store exporters,
+        whose writer already batches in the background and counts its drops), else a batch
+        processor that counts what is lost and keeps the shutdown deadline."""
+        own = getattr(exporter, "processor", None)
+        if callable(own):
+            return own(schedule_delay_ms=schedule_delay_ms)
+        name = exporter_name(exporter)
+        # Every exporter's failed batches are counted, not only ours (OTLP is guarded when built).
+        processor = batch_processor(guard_exporter(exporter, name, signal), name, schedule_delay_millis=schedule_delay_ms)
+        self._bounded = (*self._bounded, processor.bounds)
+        return processor
+
+    def _dropped(self, signal: str) -> bool:
+        """Whether ``signal`` failed its privacy self-check: then no exporter may be added to it."""
+        why = self.selfcheck.failures.get(signal)
+        if why is not None:
+            _log.error("avalo-otel: not adding a %s exporter: the privacy self-check failed (%s)", signal, why)
+        return why is not None
 
     @property
     def prometheus_url(self) -> Optional[str]:
         """Where /metrics is served, or ``None`` if it is off or its port was taken."""
         return self.prometheus.url if self.prometheus else None
 
-    def force_flush(self, timeout_millis: int = 10_000) -> bool:
-        """Export everything recorded so far; ``False`` if some exporter did not finish in time."""
+    def force_flush(self, timeout_s: float = 10.0) -> bool:
+        """Export everything recorded so far, waiting at most ``timeout_s`` seconds overall;
+        ``False`` if some exporter did not finish in time (it goes on in the background)."""
         if self._closed:
             return False
-        results = [
-            self.tracer_provider.force_flush(timeout_millis),
-            self.logger_provider.force_flush(timeout_millis),
-        ]
+        deadline = time.monotonic() + timeout_s
         # Not meter_provider.force_flush(): collecting the Prometheus reader outside a scrape makes
-        # the next scrape serve every series twice. Prometheus pulls; only push readers flush.
-        results += [reader.force_flush(timeout_millis) for reader in self._push_readers]
+        # the next scrape serve every series twice. Prometheus pulls; only push readers flush. They
+        # run on their own threads too: an export still retrying from an earlier flush holds the
+        # reader's lock, and waiting for it must not outlast the deadline.
+        results = within(deadline, [
+            lambda: self.tracer_provider.force_flush(millis_to(deadline)),
+            lambda: self.logger_provider.force_flush(millis_to(deadline)),
+            *[lambda reader=reader: flush_reader(reader, deadline) for reader in self._push_readers],
+        ])
+        if self.prometheus is not None:  # a pre-fork worker writes its metrics for the serving process
+            results.append(self.prometheus.flush(millis_to(deadline)))
         # The SDK's batch processors do not flush their exporters: store writers are flushed here.
         from .store.writer import writers
 
-        results += [writer.flush(timeout_millis / 1000) for writer in writers()]
+        results += [writer.flush(millis_to(deadline) / 1000) for writer in writers()]
         return all(r is not False for r in results)
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
@@ -201,15 +279,23 @@ class Telemetry:
             logging.getLogger().removeHandler(self._logging_handler)
         from .store import writer as store_writer
 
-        store_writer.shutdown_deadline(time.monotonic() + timeout_s)
+        deadline = time.monotonic() + timeout_s
+        # Spans and events shut down side by side; the final metrics collection (which also
+        # reports what they dropped) gets the last slice of the time.
+        metrics_from = deadline - min(1.0, timeout_s / 4)
+        batches_by = metrics_from - min(0.25, timeout_s / 16)  # then what they could not send is counted
+        prepare_counting()
+        for bounds in self._bounded:
+            bounds.deadline, bounds.count_by = batches_by, metrics_from
+        store_writer.shutdown_deadline(deadline)
         try:
-            for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
-                try:
-                    provider.shutdown()
-                except Exception:  # noqa: BLE001 - one failing exporter must not stop the others
-                    _log.exception("avalo-otel: error while shutting down %s", type(provider).__name__)
+            within(metrics_from, [self.tracer_provider.shutdown, self.logger_provider.shutdown])
+            # The readers shut down one after the other: a backend that is down gets one try at
+            # the final export, so the readers after it still get theirs.
+            stop_retrying(self._push_readers)
+            within(deadline, [lambda: self.meter_provider.shutdown(timeout_millis=max(1.0, millis_to(deadline)))])
             if self.store is not None:
-                self._store_writer.shutdown(timeout_s=timeout_s)
+                self._store_writer.shutdown(timeout_s=max(0.0, deadline - time.monotonic()))
         finally:
             store_writer.shutdown_deadline(None)
         if self.prometheus is not None:
@@ -228,31 +314,6 @@ class Telemetry:
         self.shutdown()
 
 
-def _processor(exporter: Any, batch_processor: Callable[..., Any], schedule_delay_ms: int) -> Any:
-    """The processor in front of ``exporter``: its own when it has one (the store exporters,
-    whose writer already batches in the background), else the OTel batch processor."""
-    own = getattr(exporter, "processor", None)
-    if callable(own):
-        return own(schedule_delay_ms=schedule_delay_ms)
-    return batch_processor(exporter, schedule_delay_millis=schedule_delay_ms)
-
-
-def _capture_stdlib_logging(handle: "Telemetry") -> logging.Handler:
-    """Bridge the stdlib ``logging`` root logger into the log pipeline (behind the privacy stage).
-
-    The handler is the one from ``opentelemetry-instrumentation-logging`` (the SDK's own
-    ``LoggingHandler`` is deprecated in its favour); it is given our provider, so every record goes
-    through the redacting log processor. Code attributes (file, function, line) are kept, as the
-    SDK's handler always added them."""
-    from opentelemetry.instrumentation.logging.handler import LoggingHandler
-
-    handler = LoggingHandler(level=logging.INFO, logger_provider=handle.logger_provider, log_code_attributes=True)
-    # Records about exporting must not be exported: a failing backend would feed itself.
-    handler.addFilter(lambda record: not record.name.startswith(("opentelemetry", "avalo_otel")))
-    logging.getLogger().addHandler(handler)
-    return handler
-
-
 def _resource_attributes(settings: Settings) -> Mapping[str, Any]:
     attrs: dict[str, Any] = {
         "service.name": settings.service_name,
@@ -268,9 +329,12 @@ def configure(
     *,
     environ: Optional[Mapping[str, str]] = None,
     metric_readers: Sequence[MetricReader] = (),
-    **settings: Any,
+    **settings: Unpack[Options],
 ) -> Telemetry:
     """Set up traces, metrics and logs from keyword arguments over ``OTEL_*``/``AVALO_OTEL_*`` variables.
+
+    The keywords are the settings (:class:`~avalo_otel.options.Options`, typed; see the README's
+    table): ``configure(service_name="chat-api", traces_exporters="otlp,sqlite", sampling_rate=0.1)``.
 
     Idempotent: called again with the same settings it returns the running handle; with other
     settings it warns and keeps the running ones (shut the handle down first to change them).
@@ -295,7 +359,11 @@ def configure(
             handle = _DisabledTelemetry(resolved)
         else:
             handle = Telemetry(resolved, metric_readers)
-            _set_globals(handle)
+            # Registered after the SDK providers' own at-exit handlers, so it runs before them:
+            # one shutdown within one deadline, not three of up to 30 s each.
+            atexit.unregister(_shutdown_at_exit)
+            atexit.register(_shutdown_at_exit)
+            set_globals(handle)
             if resolved.flush_on_sigterm:
                 _flush_on_sigterm()
             _runtime.reset_caches()
@@ -323,43 +391,44 @@ def _flush_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def force_flush(timeout_millis: int = 10_000) -> bool:
+def _shutdown_at_exit() -> None:
     handle = _current
-    return handle.force_flush(timeout_millis) if handle is not None else True
+    if handle is not None:
+        handle.shutdown()
 
 
-def _set_globals(handle: Telemetry) -> None:
-    """Make the providers global so third-party instrumentations use them too.
-
-    OTel lets a global be set once per process; after a shutdown a new configure() replaces it.
-    Tracers handed out earlier keep the old provider, which is why configure belongs at start-up.
-    """
-    globals_ = (
-        (trace, "_TRACER_PROVIDER_SET_ONCE", trace.get_tracer_provider),
-        (metrics._internal, "_METER_PROVIDER_SET_ONCE", metrics.get_meter_provider),
-        (_logs._internal, "_LOGGER_PROVIDER_SET_ONCE", _logs.get_logger_provider),
-    )
-    for module, flag, current in globals_:
-        once = getattr(module, flag, None)
-        # Only a provider we installed may be replaced: never take over one the app set itself.
-        if once is not None and getattr(once, "_done", False) and _runtime.is_owned(current()):
-            once._done = False
-    trace.set_tracer_provider(handle.tracer_provider)
-    metrics.set_meter_provider(handle.meter_provider)
-    _logs.set_logger_provider(handle.logger_provider)
-    for provider in (handle.tracer_provider, handle.meter_provider, handle.logger_provider):
-        _runtime.owned[id(provider)] = provider
+def force_flush(timeout_s: float = 10.0) -> bool:
+    """Export what the configured pipeline recorded so far, within ``timeout_s`` seconds."""
+    handle = _current
+    return handle.force_flush(timeout_s) if handle is not None else True
 
 
 class _DisabledTelemetry(Telemetry):
-    """The handle when ``OTEL_SDK_DISABLED=true``: nothing is built, every call is a no-op."""
+    """The handle when ``OTEL_SDK_DISABLED=true``: nothing is built, every call is a no-op and
+    every attribute answers as an empty pipeline would (no store, no URL, no-op providers)."""
 
     def __init__(self, settings: Settings) -> None:  # noqa: D107 - deliberately builds nothing
         self.settings = settings
         self._closed = False
         self.prometheus = None
+        self.store = None
+        self._logging_handler = None
+        self.disabled_exporters = {}
+        self.selfcheck = None
+        self.tracer_provider = trace.NoOpTracerProvider()
+        self.meter_provider = metrics.NoOpMeterProvider()
+        self.logger_provider = _logs.NoOpLoggerProvider()
+        self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
+        self.redactor = build_redactor(settings, self.pseudonymize)
+        self.runtime = None
 
-    def force_flush(self, timeout_millis: int = 10_000) -> bool:
+    def add_span_exporter(self, exporter: SpanExporter, *, batch: bool = True) -> None:
+        return None
+
+    def add_log_exporter(self, exporter: LogRecordExporter, *, batch: bool = True) -> None:
+        return None
+
+    def force_flush(self, timeout_s: float = 10.0) -> bool:
         return True
 
     def shutdown(self, timeout_s: float = 10.0) -> None:

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from opentelemetry.sdk.metrics import (
     Counter, Histogram, ObservableCounter, ObservableGauge, ObservableUpDownCounter, UpDownCounter,
 )
-from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricReader, MetricsData
+from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricsData
 
-from .privacy.processors import redact_metrics
 from .privacy import Redactor
 from .settings import Settings
 
@@ -37,28 +35,50 @@ def _otlp_kwargs(settings: Settings, signal: str) -> dict[str, Any]:
     return kwargs
 
 
-def otlp_span_exporter(settings: Settings) -> Any:
+#: gRPC waits 1 s after a failed connection attempt, then 1.6 times longer each time, up to 120 s:
+#: after a collector restart an exporter would fail fast ("UNAVAILABLE") for as long as that wait,
+#: losing every batch. Try again every 0.1-0.5 s instead (two TCP connects a second per signal).
+GRPC_RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+)
+
+
+#: The stock exporter class per protocol and signal, imported only when chosen.
+_OTLP_CLASSES = {
+    ("grpc", "traces"): ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+    ("grpc", "logs"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+    ("grpc", "metrics"): ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+    ("http/protobuf", "traces"): ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
+    ("http/protobuf", "logs"): ("opentelemetry.exporter.otlp.proto.http._log_exporter", "OTLPLogExporter"),
+    ("http/protobuf", "metrics"): ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter"),
+}
+
+
+def _otlp(settings: Settings, signal: str, **extra: Any) -> Any:
+    """The stock OTLP exporter for ``signal``, its failures counted in ``avalo_otel_export_dropped_total``."""
+    from importlib import import_module
+
+    from .export_faults import guard_exporter, retry_promptly
+
+    module, name = _OTLP_CLASSES[(settings.otlp_protocol, signal)]
+    kwargs = {**_otlp_kwargs(settings, signal), **extra}
     if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    return OTLPSpanExporter(**_otlp_kwargs(settings, "traces"))
+        kwargs["channel_options"] = GRPC_RECONNECT_OPTIONS
+    return guard_exporter(retry_promptly(getattr(import_module(module), name)(**kwargs)), "otlp", signal)
+
+
+def otlp_span_exporter(settings: Settings) -> Any:
+    return _otlp(settings, "traces")
 
 
 def otlp_log_exporter(settings: Settings) -> Any:
-    if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    return OTLPLogExporter(**_otlp_kwargs(settings, "logs"))
+    return _otlp(settings, "logs")
 
 
 def otlp_metric_exporter(settings: Settings) -> Any:
-    if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    return OTLPMetricExporter(preferred_temporality=temporality(settings), **_otlp_kwargs(settings, "metrics"))
+    return _otlp(settings, "metrics", preferred_temporality=temporality(settings))
 
 
 def temporality(settings: Settings) -> dict[type, AggregationTemporality]:
@@ -143,39 +163,12 @@ def console_metric_exporter(settings: Settings) -> Any:
 
 
 # -- Prometheus ---------------------------------------------------------------------------------
-@dataclass
-class PrometheusEndpoint:
-    reader: MetricReader
-    server: Any
-    url: str
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+if TYPE_CHECKING:  # imported only when Prometheus is chosen
+    from ._prometheus import PrometheusEndpoint
 
 
-def start_prometheus(settings: Settings, redactor: Redactor) -> Optional[PrometheusEndpoint]:
-    """Serve /metrics with Avalo's names exactly; a taken port is a warning, not a crash."""
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import CollectorRegistry, start_http_server
+def start_prometheus(settings: Settings, redactor: Redactor, resource: Any = None) -> Optional["PrometheusEndpoint"]:
+    """Serve /metrics with Avalo's names exactly, merged over pre-fork workers (``_prometheus``)."""
+    from ._prometheus import start_prometheus as start
 
-    class RedactingPrometheusReader(PrometheusMetricReader):
-        # A scrape collects through here: label values are redacted before they are served.
-        def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
-            super()._receive_metrics(redact_metrics(redactor, metrics_data), timeout_millis, **kwargs)
-
-    registry = CollectorRegistry(auto_describe=False)
-    try:
-        server, _thread = start_http_server(settings.prometheus_port, settings.prometheus_host, registry=registry)
-    except OSError as exc:
-        _log.warning(
-            "avalo-otel: cannot serve Prometheus metrics on %s:%s (%s); the app keeps running without "
-            "/metrics: set OTEL_EXPORTER_PROMETHEUS_PORT to a free port",
-            settings.prometheus_host, settings.prometheus_port, exc,
-        )
-        return None
-    # Scope labels (otel_scope_name …) would make every Avalo series differ from the original's.
-    reader = RedactingPrometheusReader(registry=registry, scope_info_enabled=False)
-    host, port = server.server_address[:2]
-    shown = f"[{host}]" if ":" in str(host) else host
-    return PrometheusEndpoint(reader=reader, server=server, url=f"http://{shown}:{port}/metrics")
+    return start(settings, redactor, resource)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import time
 from typing import Any, Callable, Mapping, Optional
 
@@ -19,7 +20,10 @@ from opentelemetry.trace import INVALID_SPAN, Span
 
 from . import _runtime
 from .conventions import ERROR_CODES, Attr, Level
+from .sampling import reemit, wanted
 from .tracing import Parent, TraceContext, mark_outcome, parent_context
+
+_log = logging.getLogger("avalo_otel")
 
 
 class AvaloError(Exception):
@@ -42,6 +46,13 @@ def error_code_of(exc: BaseException) -> str:
     if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
         return "CANCELLED"
     return "INTERNAL"
+
+
+def recording_failed(runtime: "_runtime.Runtime", operation: str, error: Exception) -> None:
+    """Telemetry that could not be recorded: counted and said once, never raised to the app."""
+    _log.debug("avalo-otel: recording %s failed", operation, exc_info=error)
+    runtime.invalid("recording_failed", f"recording {operation} failed ({type(error).__name__}); "
+                                        "the application is unaffected")
 
 
 class Operation:
@@ -102,7 +113,9 @@ class Operation:
         runtime = self._runtime = _runtime.current()
         if runtime is None:
             return self
-        self._ctx = parent_context(self._parent)
+        # The parent as it is now: a span re-emitted at the end must have this one, not the
+        # current context of that moment (which holds this operation's own sampled-out span).
+        self._ctx = parent_context(self._parent) or otel_context.get_current()
         attrs = {Attr.OPERATION: self.name}
         if self.domain is not None:
             attrs[Attr.DOMAIN] = self.domain
@@ -116,28 +129,38 @@ class Operation:
         runtime = self._runtime
         if runtime is None:
             return False
-        latency_ms = (time.perf_counter_ns() - self._t0) / 1e6
         span = self._span
-        code = self._error_code
-        if exc is not None and code is None:
-            code = error_code_of(exc)
-        success = code is None
-        if not success and not span.is_recording():
-            # Sampled out at the start; a failure is always kept, so emit the span now.
-            span = runtime.tracer.start_span(
-                self.name, context=self._ctx, start_time=self._wall0,
-                attributes={Attr.OPERATION: self.name, Attr.DOMAIN: self.domain or "", Attr.SUCCESS: False},
-            )
-        mark_outcome(span, success, code, exc)
-        if self.events and self.domain is not None:
-            level = self.level or (Level.INFO if success else Level.ERROR)
-            runtime.record(
-                self.domain, self.name, level, success, code, latency_ms, self.actor_type,
-                self.actor_id, self.session_id, self.metadata,
-                context=trace.set_span_in_context(span) if span is not self._span else None,
-            )
-        span.end()
-        otel_context.detach(self._token)
+        # Recording must never break the operation it times: its result or exception is the
+        # caller's, and the span is always ended and its context detached (else it would be the
+        # parent of the next span on this thread).
+        try:
+            latency_ms = (time.perf_counter_ns() - self._t0) / 1e6
+            code = self._error_code
+            if exc is not None and code is None:
+                code = error_code_of(exc)
+            success = code is None
+            if not span.is_recording() and (not success or wanted(span.get_span_context().span_id)):
+                # Sampled out at the start; a failure is always kept (and so is the parent of a kept
+                # child): emit the span now, with the ids its children already point at.
+                span = reemit(runtime.tracer, runtime.id_generator, self.name, self._ctx, span.get_span_context(),
+                              self._wall0, {Attr.OPERATION: self.name, Attr.DOMAIN: self.domain or "", Attr.SUCCESS: success})
+            mark_outcome(span, success, code, exc)
+            if self.events and self.domain is not None:
+                level = self.level or (Level.INFO if success else Level.ERROR)
+                runtime.record(
+                    self.domain, self.name, level, success, code, latency_ms, self.actor_type,
+                    self.actor_id, self.session_id, self.metadata,
+                    context=trace.set_span_in_context(span) if span is not self._span else None,
+                )
+        except Exception as error:  # noqa: BLE001
+            recording_failed(runtime, self.name, error)
+        finally:
+            try:
+                span.end()
+            except Exception as error:  # noqa: BLE001 - a failing span processor
+                recording_failed(runtime, self.name, error)
+            finally:
+                otel_context.detach(self._token)
         return False
 
     async def __aenter__(self) -> "Operation":

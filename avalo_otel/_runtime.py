@@ -7,9 +7,7 @@ is ``None`` and the API returns at once (the cheap no-op path).
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import re
 import threading
 import time
@@ -21,6 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider, get_meter_provider
 from opentelemetry.trace import ProxyTracerProvider, NoOpTracerProvider, TracerProvider
 
+from . import _metadata
 from . import conventions as c
 from .conventions import Attr, Level, MetricKind
 from .privacy import Pseudonymizer, Redactor, build_redactor
@@ -37,7 +36,12 @@ _RANK = {lv: lv.rank for lv in Level}
 _SEVERITY = {lv: lv.severity for lv in Level}
 _TEXT = {lv: lv.value for lv in Level}
 _LEVELS: dict[Any, Level] = {**{lv.value: lv for lv in Level}, "WARNING": Level.WARN, "FATAL": Level.CRITICAL}
-_MAX_METADATA_DEPTH = 4
+#: Distinct values (operation names, error codes, their combinations, metric names) remembered
+#: per process. Apps use tens; more means names are built from data (ids, user input). Past the
+#: limit values are still checked, but no longer remembered nor warned about one by one.
+CACHE_LIMIT = 2048
+_MAX_UNKNOWN_WARNINGS = 100
+_unknown_warnings = 0
 
 
 class Runtime:
@@ -54,6 +58,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.tracer = tracer_provider.get_tracer(_SCOPE, __version__)
+        self.id_generator = getattr(tracer_provider, "id_generator", None)
         self.meter = meter_provider.get_meter(_SCOPE, __version__)
         self.logger = logger_provider.get_logger(_SCOPE, __version__)
         self.min_rank = settings.min_level.rank
@@ -62,6 +67,9 @@ class Runtime:
         self.pseudonymize = pseudonymize or Pseudonymizer(settings.pseudonym_key)
         # Events are redacted here, as they are built, rather than again in the log pipeline.
         self.redactor = redactor or build_redactor(settings, self.pseudonymize, lambda rule: None)
+        # Repairs made in the privacy stage (lone surrogates, too deep nesting) count as invalid input.
+        self.redactor.on_invalid = self.invalid
+        self.metadata_cap = _metadata.key_cap(settings.attribute_count_limit)
         self._lock = threading.Lock()
         self._instruments: dict[str, tuple[MetricKind, Any]] = {}
         self._op_attrs: dict[tuple, dict[str, str]] = {}
@@ -81,6 +89,10 @@ class Runtime:
         with self._lock:
             found = self._instruments.get(name)
             if found is None:
+                if len(self._instruments) >= CACHE_LIMIT and name not in c.METRICS:
+                    # Metric names built from data: each would be a new series family forever.
+                    over_limit("metric names", dropped=True)
+                    return _DROPPED[kind]
                 made = self._create(name, kind)
                 self._instruments[name] = (kind, made)
                 return made
@@ -127,7 +139,13 @@ class Runtime:
         message = f"avalo-otel: unknown {what} {value!r} (accepted; add it to the conventions to silence this)"
         if self.strict:
             raise ValueError(message)
-        _log.warning(message)
+        global _unknown_warnings
+        _unknown_warnings += 1
+        if _unknown_warnings <= _MAX_UNKNOWN_WARNINGS:
+            _log.warning(message)
+        elif _unknown_warnings == _MAX_UNKNOWN_WARNINGS + 1:
+            _log.warning("avalo-otel: more than %d unknown names; further ones are accepted without a warning",
+                         _MAX_UNKNOWN_WARNINGS)
 
     def invalid(self, reason: str, message: str) -> None:
         """Count a dropped or repaired input and say so once per reason."""
@@ -154,18 +172,20 @@ class Runtime:
         key = (domain, operation, success, error_code)
         attrs = self._op_attrs.get(key)
         if attrs is None:
-            attrs = self._op_attrs.setdefault(key, {
+            attrs = {
                 "domain": domain,
                 "operation": operation,
                 "outcome": c.outcome_of(success, error_code),
                 "error_code": error_code or "",
-            })
+            }
+            remember(self._op_attrs, key, attrs, "label sets")
         self._ops.add(1, attrs)
         if latency_ms is not None:
             lat_key = (domain, operation)
             lat_attrs = self._lat_attrs.get(lat_key)
             if lat_attrs is None:
-                lat_attrs = self._lat_attrs.setdefault(lat_key, {"domain": domain, "operation": operation})
+                lat_attrs = {"domain": domain, "operation": operation}
+                remember(self._lat_attrs, lat_key, lat_attrs, "label sets")
             self._latency.record(latency_ms, lat_attrs)
 
         rank = _RANK[level]
@@ -179,8 +199,13 @@ class Runtime:
         # and the event's own fields must be the ones that survive.
         attributes: dict[str, Any] = {}
         if metadata:
-            self._flatten(metadata, Attr.METADATA_PREFIX, attributes, 0)
-            clean = self.redactor.redact_attributes(attributes)
+            try:
+                attributes = _metadata.flatten(metadata, self.metadata_cap, self.invalid)
+                clean = self.redactor.redact_attributes(attributes)
+            except Exception as exc:  # noqa: BLE001 - a metadata object that fails to be read
+                attributes, clean = {}, None
+                self.invalid("unreadable_metadata", f"metadata could not be read ({type(exc).__name__}); "
+                                                    "the event is recorded without it")
             if clean is not None:
                 attributes = clean
         attributes[Attr.DOMAIN] = domain
@@ -206,38 +231,8 @@ class Runtime:
             attributes=attributes,
         )
 
-    def _flatten(self, data: Mapping[str, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
-        for key, value in data.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, (str, bool, int)):
-                out[name] = value
-            elif isinstance(value, float):
-                out[name] = value if math.isfinite(value) else str(value)
-            elif value is None:
-                continue
-            elif isinstance(value, Mapping) and depth < _MAX_METADATA_DEPTH:
-                self._flatten(value, name + ".", out, depth + 1)
-            elif isinstance(value, (list, tuple)) and _homogeneous(value):
-                out[name] = list(value)
-            else:
-                try:
-                    out[name] = json.dumps(value, default=_unserialisable, sort_keys=True)[:4096]
-                except (TypeError, ValueError):
-                    out[name] = _unserialisable(value)
-                    self.invalid("unserialisable_metadata", f"metadata {name!r} could not be serialised")
-
 
 _warned: set[str] = set()
-
-
-def _homogeneous(values: Any) -> bool:
-    kinds = {type(v) for v in values}
-    return len(kinds) == 1 and kinds.pop() in (str, bool, int, float)
-
-
-def _unserialisable(value: Any) -> str:
-    # The type name only: str(value) of an arbitrary object could carry personal data.
-    return f"<unserialisable {type(value).__name__}>"
 
 
 # -- the active runtime ------------------------------------------------------------------------
@@ -298,12 +293,13 @@ def check_names(domain: Any, operation: Any) -> None:
     if not isinstance(operation, str) or not c.OPERATION_PATTERN.match(operation):
         raise ValueError(f"operation {operation!r} is malformed: expected 'domain.verb' such as 'chat.send'")
     runtime = current()
-    if runtime is not None:
+    # Past the limit, names are no longer warned about one by one (strict mode still raises).
+    if runtime is not None and (len(_seen_names) < CACHE_LIMIT or runtime.strict):
         if domain not in c.Domain._value2member_map_:
             runtime.unknown("domain", domain)
         if operation not in c.KNOWN_OPERATIONS:
             runtime.unknown("operation", operation)
-    _seen_names[key] = None
+    remember(_seen_names, key, None, "operation names")
 
 
 def check_error_code(code: Any) -> Optional[str]:
@@ -315,17 +311,54 @@ def check_error_code(code: Any) -> Optional[str]:
         raise ValueError(f"error code {code!r} is malformed: expected UPPER_SNAKE_CASE such as 'TIMEOUT'")
     runtime = current()
     if runtime is not None and code not in _seen_codes:
-        _seen_codes.add(code)
-        runtime.unknown("error code (counted as server-side)", code)
+        if len(_seen_codes) < CACHE_LIMIT or runtime.strict:
+            runtime.unknown("error code (counted as server-side)", code)
+        remember(_seen_codes, code, None, "error codes")
     return code
 
 
-_seen_codes: set[str] = set()
+_seen_codes: dict[str, None] = {}
+
+
+def remember(cache: dict, key: Any, value: Any, what: str) -> bool:
+    """Put ``key`` in a cache keyed by values the app supplies, unless it is full (then count
+    the miss and warn once): False when it was not remembered."""
+    if len(cache) < CACHE_LIMIT:
+        cache[key] = value
+        return True
+    over_limit(what)
+    return False
+
+
+def over_limit(what: str, dropped: bool = False) -> None:
+    runtime = current()
+    if runtime is not None:
+        fate = "dropped" if dropped else "still recorded but no longer remembered or warned about"
+        runtime.invalid(
+            "too_many_distinct_values",
+            f"more than {CACHE_LIMIT} distinct {what}: they look built from data (ids, user input); "
+            f"further ones are {fate} (counted in avalo_otel_invalid_input_total"
+            "{reason=\"too_many_distinct_values\"})",
+        )
+
+
+class _DroppedInstrument:
+    """What an instrument call gets past the metric-name limit: the value is counted as dropped."""
+
+    def add(self, amount: Any, attributes: Any = None) -> None:
+        return None
+
+    set = record = add
+
+
+_DROPPED: dict[MetricKind, Any] = {kind: _DroppedInstrument() for kind in MetricKind}
 
 
 def reset_caches() -> None:
     """Forget warnings already given (a new configuration warns afresh)."""
+    global _unknown_warnings
     _seen_names.clear()
     _seen_codes.clear()
     _warned.clear()
+    _unknown_warnings = 0
 

@@ -60,6 +60,7 @@ def run_checks(args: argparse.Namespace) -> Iterator[Check]:
         yield Check("pseudonym key", WARN, "AVALO_OTEL_PSEUDONYM_KEY is not set: each process pseudonymises user "
                                            "ids with its own random key, so they do not match across services")
     yield _slo_check(settings)
+    yield _privacy_check(settings)
     exporters = {*settings.traces_exporters, *settings.logs_exporters, *settings.metrics_exporters}
     if args.backend == "sqlite" or "sqlite" in exporters:
         yield _sqlite_check(args, settings, wanted=args.backend == "sqlite")
@@ -77,6 +78,17 @@ def run_checks(args: argparse.Namespace) -> Iterator[Check]:
 
 def _names(names: Any) -> str:
     return ",".join(names) or "none"
+
+
+def _privacy_check(settings: Any) -> Check:
+    """The configure-time privacy self-check (a canary per signal), here without exporting."""
+    from .privacy.selfcheck import run_for
+
+    result = run_for(settings)
+    if result.failures:
+        return Check("privacy self-check", FAIL, "; ".join(f"{signal}: {why} (they would not be exported)"
+                                                           for signal, why in result.failures.items()))
+    return Check("privacy self-check", OK, f"traces, logs and metrics arrive redacted ({result.elapsed_ms:.0f} ms)")
 
 
 def _slo_check(settings: Any) -> Check:

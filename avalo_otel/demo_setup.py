@@ -119,7 +119,7 @@ class DemoPipeline:
     def flush(self) -> bool:
         """Everything recorded so far into the store (the metric reader is ours: flushed here)."""
         done = self.reader.force_flush(15_000)
-        return self.handle.force_flush(15_000) and done
+        return self.handle.force_flush(15) and done
 
     def shutdown(self) -> None:
         if self._closed:

@@ -43,11 +43,12 @@ def _record(name: str, kind: MetricKind, value: Any, labels: Labels, method: str
     getattr(instrument, method)(value, _attrs(runtime, name, labels))
 
 
-def flush_metrics(timeout_millis: int = 10_000) -> bool:
-    """Export metrics now (push exporters); Prometheus always serves the latest on scrape."""
+def flush_metrics(timeout_s: float = 10.0) -> bool:
+    """Export metrics now (push exporters), within ``timeout_s`` seconds; Prometheus always
+    serves the latest on scrape."""
     from . import _configure
 
-    return _configure.force_flush(timeout_millis)
+    return _configure.force_flush(timeout_s)
 
 
 def _finite(value: Any) -> bool:

@@ -9,18 +9,27 @@ Head sampling cannot know at a span's start that it will fail, so two parts work
   can still export it if it ends in error.
 * :func:`keep_event` applies the same rule to telemetry events (log records).
 
+A span kept that way must not point at a parent that is never exported (backends show orphans).
+So a kept span whose parent was sampled out asks for that parent (:func:`note_kept`): a recorded
+third-party parent is then exported when it ends (:func:`exportable`), and a dropped span of our
+own API is re-emitted (:func:`reemit`) with the *same* ids it had, through
+:class:`ReplayIdGenerator`, so its children already exported find it. The chain goes up to the
+first sampled (or remote) ancestor.
+
 Metrics are never sampled: every operation is counted.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Optional, Sequence
+import threading
+from typing import Any, Mapping, Optional, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, get_current_span
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags, Tracer, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.trace.status import StatusCode
 from opentelemetry.util.types import Attributes
@@ -30,6 +39,19 @@ from .conventions import CRITICAL_DOMAINS, Attr
 
 _TRACE_ID_LIMIT = (1 << 64) - 1
 _WARN_RANK = 2
+_SAMPLED = TraceFlags.SAMPLED
+#: Sampled-out spans asked for by a kept child, by span id. Bounded: a parent that never ends (or
+#: ends in another process) must not make it grow; the oldest requests go first.
+_MAX_WANTED = 4096
+_wanted: dict[int, None] = {}
+
+
+class _Forced(threading.local):
+    on = False
+
+
+#: Set on a thread while :func:`reemit` starts a span: the sampler keeps it.
+_forced = _Forced()
 
 
 def _bound(rate: float) -> int:
@@ -71,6 +93,8 @@ class AvaloSampler(Sampler):
                 return Decision.RECORD_AND_SAMPLE
         elif trace_id & _TRACE_ID_LIMIT < self._bound:
             return Decision.RECORD_AND_SAMPLE
+        if _forced.on:
+            return Decision.RECORD_AND_SAMPLE  # a re-emitted span (see reemit)
         if attributes:
             if attributes.get(Attr.DOMAIN) in CRITICAL_DOMAINS or attributes.get(Attr.SUCCESS) is False:
                 return Decision.RECORD_AND_SAMPLE
@@ -90,14 +114,80 @@ def sampler_from_arg(arg: str) -> AvaloSampler:
 
 def exportable(span: ReadableSpan) -> Optional[ReadableSpan]:
     """The span to export: itself if sampled, a sampled copy if it was only recorded and ended in
-    error (errors are always kept), else ``None``."""
+    error (errors are always kept) or a kept child asked for it, else ``None``."""
     ctx = span.context
     if ctx.trace_flags.sampled:
+        note_kept(span)
         return span
-    if span.status.status_code is StatusCode.ERROR:
+    if span.status.status_code is StatusCode.ERROR or wanted(ctx.span_id):
         flags = TraceFlags(TraceFlags.SAMPLED)
-        return copy_span(span, context=SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, flags, ctx.trace_state))
+        kept = copy_span(span, context=SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, flags, ctx.trace_state))
+        note_kept(kept)
+        return kept
     return None
+
+
+def note_kept(span: ReadableSpan) -> None:
+    """``span`` is exported: if its parent (in this process) was sampled out, ask for it."""
+    parent = span.parent
+    if parent is not None and not parent.trace_flags & _SAMPLED and not parent.is_remote:
+        if len(_wanted) >= _MAX_WANTED:
+            try:
+                del _wanted[next(iter(_wanted))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread made room first
+                pass
+        _wanted[parent.span_id] = None
+
+
+def wanted(span_id: int) -> bool:
+    """Whether a kept child asked for this sampled-out span (the request is consumed)."""
+    return _wanted.pop(span_id, False) is None
+
+
+class ReplayIdGenerator(IdGenerator):
+    """Random ids, except for a span :func:`reemit` re-creates: it gets the ids it had."""
+
+    def __init__(self) -> None:
+        self._random = RandomIdGenerator()
+        self._pending = threading.local()
+
+    def generate_span_id(self) -> int:
+        ids = getattr(self._pending, "ids", None)
+        if ids is not None:
+            self._pending.ids = None
+            return ids[1]
+        return self._random.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        ids = getattr(self._pending, "ids", None)
+        return ids[0] if ids is not None else self._random.generate_trace_id()
+
+    def is_trace_id_random(self) -> bool:
+        return self._random.is_trace_id_random()
+
+    def replay(self, ctx: SpanContext) -> None:
+        """The next span started on this thread gets ``ctx``'s trace and span ids."""
+        self._pending.ids = (ctx.trace_id, ctx.span_id)
+
+    def cancel(self) -> None:
+        self._pending.ids = None
+
+
+def reemit(tracer: Tracer, id_generator: Any, name: str, parent: Any, dropped: SpanContext,
+           start_time: int, attributes: Mapping[str, Any]) -> Span:
+    """Start again, sampled, a span of our API that was sampled out and must be kept (it failed,
+    or a kept child needs it): the same ids when ``id_generator`` can replay them, the same parent
+    and start time; :class:`AvaloSampler` keeps it."""
+    replay = isinstance(id_generator, ReplayIdGenerator) and dropped.is_valid
+    if replay:
+        id_generator.replay(dropped)
+    _forced.on = True
+    try:
+        return tracer.start_span(name, context=parent, start_time=start_time, attributes=attributes)
+    finally:
+        _forced.on = False
+        if replay:
+            id_generator.cancel()
 
 
 def keep_event(rate: float, level_rank: int, success: bool, domain: str, span_context: SpanContext) -> bool:

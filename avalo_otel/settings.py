@@ -33,6 +33,12 @@ PROTOCOLS = ("grpc", "http/protobuf")
 TEMPORALITIES = ("cumulative", "delta")
 NEWRELIC_ENDPOINTS = {"us": "https://otlp.nr-data.net:4318", "eu": "https://otlp.eu01.nr-data.net:4318"}
 _RATIO_SAMPLERS = ("avalo", "traceidratio", "parentbased_traceidratio")
+#: Regions whose national phone formats (no "+") are recognised: the app's markets (Poland first,
+#: the EU countries and the UK and US it serves) and Ukraine, whose people are Poland's largest
+#: foreign community and keep their Ukrainian numbers.
+DEFAULT_PHONE_REGIONS = ("PL", "DE", "GB", "US", "FR", "UA")
+#: Names the directory where pre-fork workers leave their metrics for the process serving /metrics.
+PROMETHEUS_GROUP_ENV = "AVALO_OTEL_PROMETHEUS_GROUP"
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class Settings:
     datadog_agent_host: str = "localhost"
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 9464
+    #: Set by avalo-otel, not by you: the serving process's worker directory, inherited by its children
+    #: (pre-fork workers) so their metrics are merged into its /metrics. Not compared: it is plumbing.
+    prometheus_group: str | None = field(default=None, compare=False, repr=False)
     metric_export_interval_ms: int = 60_000
     #: Longest wait before a partial batch is exported (the OTel defaults: logs 1 s, spans 5 s).
     #: The store exporters' writer honours the shorter of the two it serves.
@@ -74,6 +83,9 @@ class Settings:
     #: not exempt person ids from pseudonymisation ("id" leaves "user_id" pseudonymised).
     safe_keys: tuple[str, ...] = ()
     redact_ip_addresses: bool = True
+    #: Regions (ISO 3166 codes) whose national phone formats are redacted in text (``600 123 456``,
+    #: ``(415) 555-0132``); numbers with ``+`` or ``00`` are redacted whatever the region. ``none``: off.
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
     redact_patterns: Mapping[str, str] = field(default_factory=dict)
     redaction_hook: Callable[[str, Any], Any] | None = None
     metric_labels: tuple[str, ...] = ()
@@ -314,6 +326,16 @@ def _names(raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
 
 
+def _regions(raw: Any) -> tuple[str, ...]:
+    import phonenumbers
+
+    regions = tuple(r.upper() for r in _names(raw) if r.lower() != "none")  # "none": national formats off
+    unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(f"unknown phone region {', '.join(unknown)} (ISO 3166 codes such as PL, DE, GB)")
+    return regions
+
+
 def _bounds(raw: Any) -> tuple[float, ...]:
     values = []
     for item in _names(raw):
@@ -376,6 +398,7 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "datadog_agent_host": (("DD_AGENT_HOST",), _text),
     "prometheus_host": (("OTEL_EXPORTER_PROMETHEUS_HOST",), _text),
     "prometheus_port": (("OTEL_EXPORTER_PROMETHEUS_PORT",), _int_in(0, 65535)),
+    "prometheus_group": ((PROMETHEUS_GROUP_ENV,), _text),
     "metric_export_interval_ms": (("OTEL_METRIC_EXPORT_INTERVAL",), _int_in(1, 86_400_000)),
     "logs_schedule_delay_ms": (("OTEL_BLRP_SCHEDULE_DELAY",), _int_in(1, 86_400_000)),
     "traces_schedule_delay_ms": (("OTEL_BSP_SCHEDULE_DELAY",), _int_in(1, 86_400_000)),
@@ -387,6 +410,7 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "redact_keys": (("AVALO_OTEL_REDACT_KEYS",), _names),
     "safe_keys": (("AVALO_OTEL_SAFE_KEYS",), _names),
     "redact_ip_addresses": (("AVALO_OTEL_REDACT_IPS",), _bool),
+    "phone_regions": (("AVALO_OTEL_PHONE_REGIONS",), _regions),
     "redact_patterns": ((), _patterns),
     "redaction_hook": ((), _hook),
     "metric_labels": (("AVALO_OTEL_METRIC_LABELS",), _names),

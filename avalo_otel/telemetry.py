@@ -11,7 +11,7 @@ import math
 from typing import Any, Callable, Mapping, Optional, TypeVar, overload
 
 from . import _runtime
-from ._operation import Operation, OperationFactory, run
+from ._operation import Operation, OperationFactory, recording_failed, run
 from .tracing import Parent
 
 T = TypeVar("T")
@@ -43,8 +43,11 @@ def log_telemetry(
         return
     if latency_ms is not None:
         latency_ms = _latency(runtime, latency_ms)
-    runtime.record(domain, operation, lvl, bool(success) and code is None, code, latency_ms,
-                   actor_type, actor_id, session_id, metadata)
+    try:
+        runtime.record(domain, operation, lvl, bool(success) and code is None, code, latency_ms,
+                       actor_type, actor_id, session_id, metadata)
+    except Exception as error:  # noqa: BLE001 - a bad value is counted, never raised to the app
+        recording_failed(runtime, operation, error)
 
 
 def log_success(domain: str, operation: str, **fields: Any) -> None:

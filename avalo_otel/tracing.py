@@ -7,10 +7,13 @@ so services not yet on OTel stay correlated. Malformed headers never raise: they
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
+import time
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
@@ -20,6 +23,7 @@ from opentelemetry.trace.status import Status, StatusCode
 
 from . import _runtime
 from .conventions import Attr
+from .sampling import reemit, wanted
 
 _W3C = TraceContextTextMapPropagator()
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -60,13 +64,15 @@ class TraceContext:
 class Trace(TraceContext):
     """A span started by :func:`start_trace`; end it with :func:`end_trace` (or ``trace.end()``)."""
 
-    __slots__ = ("span", "operation", "_ended")
+    __slots__ = ("span", "operation", "_ended", "_parent", "_start_ns")
 
-    def __init__(self, span: Span, operation: str) -> None:
+    def __init__(self, span: Span, operation: str, parent: Optional[Context] = None, start_ns: int = 0) -> None:
         super().__init__(span.get_span_context())
         self.span = span
         self.operation = operation
         self._ended = False
+        self._parent = parent  # kept to re-emit the span, if it was sampled out and then fails
+        self._start_ns = start_ns
 
     @property
     def context(self) -> Context:
@@ -98,18 +104,40 @@ def start_trace(
     """Start a span named after ``operation`` (not made current: pass it on as ``parent=``)."""
     runtime = _runtime.current()
     tracer = runtime.tracer if runtime is not None else trace.get_tracer("avalo_otel")
-    attrs = {Attr.OPERATION: operation, **(attributes or {})}
-    span = tracer.start_span(operation, context=parent_context(parent), attributes=attrs)
-    return Trace(span, operation)
+    # The caller's attributes first, capped: past the SDK's count limit it would evict the oldest
+    # (the operation) with a warning per attribute.
+    attrs = {**_capped(runtime, attributes), Attr.OPERATION: operation} if attributes else {Attr.OPERATION: operation}
+    ctx = parent_context(parent) or context_api.get_current()
+    start_ns = time.time_ns()
+    span = tracer.start_span(operation, context=ctx, attributes=attrs, start_time=start_ns)
+    return Trace(span, operation, ctx, start_ns)
+
+
+def _capped(runtime: Optional[_runtime.Runtime], attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    cap = runtime.metadata_cap if runtime is not None else None
+    if cap is None or len(attributes) <= cap:
+        return attributes
+    runtime.invalid("too_many_attributes", f"start_trace got more than {cap} attributes: the first {cap} are kept "
+                                           "(raise OTEL_ATTRIBUTE_COUNT_LIMIT to keep more)")
+    return dict(itertools.islice(attributes.items(), cap))
 
 
 def end_trace(handle: Trace, success: bool = True, error_code: Optional[str] = None) -> None:
     """End a trace once; a failure sets the span's error status and ``error.type``."""
     if handle._ended:
         return
+    code = _runtime.check_error_code(error_code)  # a malformed code raises, and the span stays open
     handle._ended = True
-    mark_outcome(handle.span, success, _runtime.check_error_code(error_code))
-    handle.span.end()
+    span = handle.span
+    runtime = _runtime.current()
+    dropped = span.get_span_context()
+    if runtime is not None and not span.is_recording() and (not success or wanted(dropped.span_id)):
+        # Sampled out at the start; kept now (a failure, or the parent of a kept child).
+        attrs = {Attr.OPERATION: handle.operation, Attr.SUCCESS: success}
+        span = handle.span = reemit(runtime.tracer, runtime.id_generator, handle.operation, handle._parent,
+                                    dropped, handle._start_ns, attrs)
+    mark_outcome(span, success, code)
+    span.end()
 
 
 def mark_outcome(span: Span, success: bool, error_code: Optional[str], exc: Optional[BaseException] = None) -> None:

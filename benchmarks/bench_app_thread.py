@@ -77,7 +77,7 @@ def configured(exporter: bool) -> Telemetry:
 
 def settle(handle: Telemetry, emulator: FirestoreEmulator) -> None:
     """Everything exported, the emulator idle, no garbage pending: untimed, between loops."""
-    if not handle.force_flush(60_000):
+    if not handle.force_flush(60):
         PROBLEMS.append("a flush did not finish within 60 s")
     for writer in store_writers():  # (each writer's drops reported once: it outlives its run)
         if writer.dropped and writer not in REPORTED:

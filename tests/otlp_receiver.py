@@ -154,28 +154,35 @@ class OtlpReceiver:
         self._grpc_server: grpc.Server | None = None
         self._http_server: ThreadingHTTPServer | None = None
         self._grpc_port = 0
+        self._http_port = 0
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> OtlpReceiver:
-        """Start both servers; returns self for chaining."""
+        """Start both servers; returns self for chaining. After ``stop()`` it listens on the same
+        ports again: a backend restart, as exporters see it."""
         server = grpc.server(ThreadPoolExecutor(max_workers=8))
         trace_grpc.add_TraceServiceServicer_to_server(_Servicer(self, "traces"), server)
         metrics_grpc.add_MetricsServiceServicer_to_server(_Servicer(self, "metrics"), server)
         logs_grpc.add_LogsServiceServicer_to_server(_Servicer(self, "logs"), server)
-        self._grpc_port = server.add_insecure_port("127.0.0.1:0")
+        port = server.add_insecure_port(f"127.0.0.1:{self._grpc_port}")
+        if not port or (self._grpc_port and port != self._grpc_port):
+            raise RuntimeError(f"otlp_receiver: cannot listen on gRPC port {self._grpc_port} again")
+        self._grpc_port = port
         server.start()
         self._grpc_server = server
-        http = ThreadingHTTPServer(("127.0.0.1", 0), _make_http_handler(self))
+        http = ThreadingHTTPServer(("127.0.0.1", self._http_port), _make_http_handler(self))
+        self._http_port = http.server_address[1]
         http.daemon_threads = True  # never let a stuck client block stop()
         # Short poll interval: shutdown() waits up to one interval, per test.
         threading.Thread(target=http.serve_forever, args=(0.05,), name="otlp-receiver-http", daemon=True).start()
         self._http_server = http
         return self
 
-    def stop(self) -> None:
-        """Shut both servers down; safe to call twice."""
+    def stop(self, grace: float | None = None) -> None:
+        """Shut both servers down; safe to call twice. ``grace``: seconds gRPC calls in flight
+        may take to finish (by default they are cancelled; HTTP requests in flight always finish)."""
         if self._grpc_server is not None:
-            self._grpc_server.stop(grace=None).wait(5)
+            self._grpc_server.stop(grace=grace).wait(5 + (grace or 0))
             self._grpc_server = None
         if self._http_server is not None:
             self._http_server.shutdown()
@@ -205,8 +212,8 @@ class OtlpReceiver:
 
     @property
     def http_endpoint(self) -> str:
-        assert self._http_server is not None, "receiver not started"
-        return f"http://127.0.0.1:{self._http_server.server_address[1]}"
+        assert self._http_port, "receiver not started"
+        return f"http://127.0.0.1:{self._http_port}"
 
     def requests(self, signal: Signal | None = None) -> list[ReceivedRequest]:
         """Accepted requests, optionally for one signal, in arrival order."""

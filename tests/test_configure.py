@@ -47,6 +47,29 @@ def test_sdk_disabled_gives_a_no_op_handle(configured):
         assert op.trace_id is None
 
 
+def test_sdk_disabled_handle_answers_every_public_member_as_a_no_op(configured, tmp_path):
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    live = configured(traces_exporters="none", logs_exporters="none")
+    members = {name for name in dir(live) if not name.startswith("_")}
+    live.shutdown()
+    handle = configured(disabled=True)
+    # every member a running handle has, the disabled one has too (none raises AttributeError)
+    missing = {name for name in members if not hasattr(handle, name)}
+    assert not missing, f"the disabled handle lacks {sorted(missing)}"
+    assert handle.store is None and handle.prometheus_url is None
+    handle.add_span_exporter(InMemorySpanExporter())
+    handle.add_log_exporter(InMemoryLogRecordExporter())
+    handle.tracer_provider.get_tracer("t").start_span("x").end()
+    handle.meter_provider.get_meter("m").create_counter("c").add(1)
+    assert handle.force_flush() is True
+    with handle:
+        pass
+    assert handle.is_shut_down
+    handle.shutdown()  # twice is fine
+
+
 def test_the_distro_keeps_the_logging_instrumentor_off_the_root_logger(monkeypatch: pytest.MonkeyPatch) -> None:
     # opentelemetry-instrumentation-logging is installed (for capture_logging's handler); under
     # opentelemetry-instrument its instrumentor would add its own root handler, bypassing

@@ -133,7 +133,7 @@ def test_grpc_export_of_spans_events_and_metrics(otlp_receiver, configured):
         service_name="chat-api", metric_export_interval_ms=NO_TIMER,
     )
     _emit_sample()
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     _check_sample(otlp_receiver, "chat-api")
     assert {r.transport for r in otlp_receiver.requests()} == {"grpc"}
     assert {r.signal for r in otlp_receiver.requests()} == {"traces", "logs", "metrics"}
@@ -148,7 +148,7 @@ def test_span_start_attributes_reach_the_receiver(otlp_receiver, configured, pro
     tracer = handle.tracer_provider.get_tracer("third.party")
     with tracer.start_as_current_span("GET /health", attributes={"http.request.method": "GET"}):
         pass
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     otlp_receiver.wait_for(lambda r: len(r.spans()) >= 2, timeout=5)
     ours = _one(otlp_receiver.spans(), name="chat.send")
     assert ours["attributes"][Attr.DOMAIN] == "chat"
@@ -164,7 +164,7 @@ def test_http_protobuf_export_with_signal_paths_and_headers(otlp_receiver, confi
         otlp_headers={"x-custom": "1"}, service_name="chat-http", metric_export_interval_ms=NO_TIMER,
     )
     _emit_sample()
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     # The receiver answers 404 off /v1/{traces,metrics,logs}: arriving proves the paths were appended.
     _check_sample(otlp_receiver, "chat-http")
     assert {r.transport for r in otlp_receiver.requests()} == {"http"}
@@ -177,7 +177,7 @@ def test_http_protobuf_export_with_signal_paths_and_headers(otlp_receiver, confi
 def test_grpc_headers_are_sent_as_metadata(otlp_receiver, configured):
     handle = configured(otlp_endpoint=otlp_receiver.grpc_endpoint, otlp_headers="x-custom=1,x-team=chat")
     ao.log_success("chat", "chat.send")
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     otlp_receiver.wait_for(lambda r: r.log_records(), timeout=5)
     headers = otlp_receiver.last_headers("logs")
     assert headers["x-custom"] == "1" and headers["x-team"] == "chat"
@@ -197,12 +197,12 @@ def test_datadog_preset_exports_grpc_with_delta_temporality(otlp_receiver, confi
     ao.log_success("chat", "chat.send", latency_ms=200)
     with handle.tracer_provider.get_tracer("third.party").start_as_current_span("dd-span"):
         pass
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     otlp_receiver.wait_for(lambda r: len(r.metrics_requests) >= 1, timeout=5)
 
     ao.inc_counter("chat_messages_sent_total", labels, value=2)
     ao.log_success("chat", "chat.send", latency_ms=300)
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     otlp_receiver.wait_for(lambda r: len(r.metrics_requests) >= 2, timeout=5)
 
     assert {r.transport for r in otlp_receiver.requests()} == {"grpc"}
@@ -246,7 +246,7 @@ def test_newrelic_preset_exports_http_with_api_key_delta_and_limits(otlp_receive
     with ao.time_operation("chat", "chat.send", metadata={"big": "x" * 10_000}):
         ao.inc_counter("chat_messages_sent_total", {"domain": "chat", "messageType": "text"})
     ao.log_success("support", "support.ticket_create", metadata={f"k{i:03d}": i for i in range(100)})
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     _wait_all_signals(otlp_receiver, spans=1, logs=2)
 
     assert {r.transport for r in otlp_receiver.requests()} == {"http"}
@@ -265,7 +265,7 @@ def test_newrelic_count_limit_keeps_the_core_event_attributes(otlp_receiver, con
     handle = configured(preset="newrelic", newrelic_license_key="NRAK-TESTKEY",
                         otlp_endpoint=otlp_receiver.http_endpoint)
     ao.log_error("wallet", "wallet.spend", "INSUFFICIENT_FUNDS", metadata={f"k{i:03d}": i for i in range(100)})
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     otlp_receiver.wait_for(lambda r: r.log_records(), timeout=5)
     (record,) = otlp_receiver.log_records()
     assert len(record["attributes"]) <= 64
@@ -337,8 +337,8 @@ def test_endpoint_that_hangs_never_blocks_the_app_and_shutdown_is_bounded(config
     assert total < 15.0 and slowest < 1.0, (total, slowest)
     start = time.perf_counter()
     handle.shutdown()
-    # Bounded by the export timeout times the batches still queued (≤ 4 per signal at 512 each).
-    assert time.perf_counter() - start < 25.0
+    # Within the default deadline (10 s), though every export in flight waits its full timeout.
+    assert time.perf_counter() - start < 11.0
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
@@ -356,7 +356,7 @@ def test_rejecting_receiver_leaves_the_app_unaffected_and_data_flows_again(otlp_
     assert ao.time_operation("chat", "chat.send", lambda: "sent") == "sent"
     ao.log_error("wallet", "wallet.spend", "PAYMENT_DECLINED")
     ao.inc_counter("chat_messages_sent_total", {"domain": "chat", "messageType": "text"})
-    handle.force_flush(5_000)
+    handle.force_flush(5)
     assert time.perf_counter() - start < 3.0
     assert {r.signal for r in otlp_receiver.rejected} == {"traces", "logs", "metrics"}
     assert otlp_receiver.received == []
@@ -364,7 +364,7 @@ def test_rejecting_receiver_leaves_the_app_unaffected_and_data_flows_again(otlp_
     otlp_receiver.fail_with, otlp_receiver.http_status = None, None
     assert ao.time_operation("chat", "chat.read", lambda: "read") == "read"
     ao.inc_counter("chat_messages_sent_total", {"domain": "chat", "messageType": "text"})
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     otlp_receiver.wait_for(lambda r: r.spans() and r.log_records() and r.metrics(), timeout=5)
     assert [s["name"] for s in otlp_receiver.spans()] == ["chat.read"]
     assert [r["body"] for r in otlp_receiver.log_records()] == ["chat.read"]
@@ -379,7 +379,7 @@ def test_console_compact_lines(capsys, configured):
     with ao.time_operation("chat", "chat.send", actor_id=RAW_ACTOR):
         pass
     ao.log_error("wallet", "wallet.spend", "INSUFFICIENT_FUNDS")
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     out = capsys.readouterr().out
     lines = out.splitlines()
     span_line = next(line for line in lines if line.startswith("span  chat.send"))
@@ -396,7 +396,7 @@ def test_console_json(capsys, configured):
     handle = configured(traces_exporters="console", logs_exporters="console", console_format="json")
     with ao.time_operation("chat", "chat.send", actor_id=RAW_ACTOR):
         pass
-    assert handle.force_flush(5_000)
+    assert handle.force_flush(5)
     out = capsys.readouterr().out
     objects = json_objects(out)  # raises if anything printed is not JSON
     span = next(o for o in objects if o.get("name") == "chat.send")

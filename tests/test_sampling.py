@@ -80,3 +80,62 @@ def test_sampler_entry_point_factory_and_validation():
     with pytest.raises(ValueError):
         AvaloSampler(2.0)
     assert "0.5" in AvaloSampler(0.5).get_description()
+
+
+# -- kept spans form valid traces (no orphans) -----------------------------------------------------
+def _assert_valid_trace(spans) -> dict:
+    """Every exported span's parent is exported too (or it is a root); returns spans by name."""
+    ids = {s.context.span_id for s in spans}
+    for s in spans:
+        assert s.parent is None or s.parent.span_id in ids, f"{s.name} points at a parent never exported"
+    assert len({s.context.trace_id for s in spans}) == 1
+    return {s.name: s for s in spans}
+
+
+def test_failed_operation_and_its_kept_children_form_a_valid_trace(captured):
+    cap = captured(sampling_rate=0.0)
+    tracer = trace.get_tracer("db")
+    with pytest.raises(ConnectionError):
+        with ao.time_operation("chat", "chat.send"):
+            with tracer.start_as_current_span("INSERT message") as db:
+                db.set_status(StatusCode.ERROR)
+            raise ConnectionError
+    spans = _assert_valid_trace(cap.spans())
+    assert set(spans) == {"chat.send", "INSERT message"}
+    assert spans["chat.send"].parent is None  # a root, as it was: not a child of its own dropped span
+    assert spans["INSERT message"].parent.span_id == spans["chat.send"].context.span_id
+    event = next(r for r in cap.logs() if r.body == "chat.send")
+    assert event.span_id == spans["chat.send"].context.span_id
+
+
+def test_a_kept_child_brings_its_sampled_out_ancestors_even_when_they_succeed(captured):
+    cap = captured(sampling_rate=0.0)
+    server = trace.get_tracer("http.server")
+    with server.start_as_current_span("POST /wallet"):  # third party, recorded only
+        with ao.time_operation("chat", "chat.open"):  # ours, dropped at the start
+            with ao.time_operation("wallet", "wallet.spend"):  # critical: always kept
+                pass
+    spans = _assert_valid_trace(cap.spans())
+    assert set(spans) == {"POST /wallet", "chat.open", "wallet.spend"}
+    assert spans["chat.open"].parent.span_id == spans["POST /wallet"].context.span_id
+    assert spans["chat.open"].status.status_code is not StatusCode.ERROR
+    assert spans["chat.open"].attributes["avalo.success"] is True
+    # routine traces with nothing kept inside still export nothing
+    with server.start_as_current_span("GET /feed"):
+        with ao.time_operation("chat", "chat.read"):
+            pass
+    assert "GET /feed" not in {s.name for s in cap.spans()} and "chat.read" not in {s.name for s in cap.spans()}
+
+
+def test_start_trace_failure_at_sampling_zero_is_kept_with_its_children(captured):
+    cap = captured(sampling_rate=0.0)
+    handle = ao.start_trace("support.ticket_create")
+    with pytest.raises(TimeoutError):
+        with ao.time_operation("support", "support.ticket_assign", parent=handle):
+            raise TimeoutError
+    ao.end_trace(handle, success=False, error_code="TIMEOUT")
+    spans = _assert_valid_trace(cap.spans())
+    assert set(spans) == {"support.ticket_create", "support.ticket_assign"}
+    root = spans["support.ticket_create"]
+    assert root.status.status_code is StatusCode.ERROR and root.attributes["error.type"] == "TIMEOUT"
+    assert root.context.span_id == int(handle.span_id, 16)  # the id handed out is the one exported

@@ -57,11 +57,19 @@ def test_sampler_variables_set_the_rate():
     ({"OTEL_BLRP_SCHEDULE_DELAY": "0"}, "OTEL_BLRP_SCHEDULE_DELAY='0'"),
     ({"AVALO_OTEL_PRESET": "splunk"}, "none, datadog, newrelic"),
     ({"AVALO_OTEL_STRICT": "maybe"}, "true or false"),
+    ({"AVALO_OTEL_PHONE_REGIONS": "PL,XX"}, "unknown phone region XX"),
 ])
 def test_bad_values_fail_with_the_variable_named(env, needle):
     with pytest.raises(ConfigurationError) as err:
         Settings.load(environ=env)
     assert needle in str(err.value)
+
+
+def test_phone_regions_default_to_the_markets_and_are_read():
+    assert Settings.load(environ={}).phone_regions == ("PL", "DE", "GB", "US", "FR", "UA")
+    assert Settings.load(environ={"AVALO_OTEL_PHONE_REGIONS": "pl, it"}).phone_regions == ("PL", "IT")
+    assert Settings.load(environ={"AVALO_OTEL_PHONE_REGIONS": "none"}).phone_regions == ()
+    assert Settings.load(environ={}, phone_regions=()).phone_regions == ()
 
 
 def test_unknown_keyword_is_rejected():

@@ -13,6 +13,7 @@ Each test runs once per backend:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -139,7 +140,7 @@ def test_api_to_store_keeps_the_original_fields_and_redacts(backend: Backend) ->
     t_start = time.time_ns() // 1_000_000
     avalo_otel.log_telemetry(
         "chat", "chat.send", actor_type="user", actor_id=ACTOR, session_id="sess-1", latency_ms=42.5,
-        metadata={"email": EMAIL, "contact": f"call me on {PHONE}", "messageType": "text", "length": 12,
+        metadata={"email": EMAIL, "details": f"call me on {PHONE}", "messageType": "text", "length": 12,
                   "nested": {"retries": 2, "ok": True}},
     )
     with avalo_otel.time_operation("wallet", "wallet.spend", actor_id=ACTOR, metadata={"amount": 10}) as ok_op:
@@ -151,7 +152,7 @@ def test_api_to_store_keeps_the_original_fields_and_redacts(backend: Backend) ->
         avalo_otel.inc_counter("chat_messages_sent_total", {"domain": "chat", "messageType": "text"})
     for value in (3.0, 40.0, 40.0, 7000.0):
         avalo_otel.observe_latency("chat_delivery_latency_ms", value, {"domain": "chat"})
-    assert handle.force_flush(20_000)
+    assert handle.force_flush(20)
     t_end = time.time_ns() // 1_000_000 + 1
     store = backend.store
 
@@ -166,7 +167,7 @@ def test_api_to_store_keeps_the_original_fields_and_redacts(backend: Backend) ->
     assert chat["traceId"] is None and chat["spanId"] is None  # recorded outside any span
     meta = chat["metadata"]
     assert meta["email"] == "[REDACTED:email]"
-    assert meta["contact"] == "call me on [REDACTED:phone]"
+    assert meta["details"] == "call me on [REDACTED:phone]"
     assert (meta["messageType"], meta["length"], meta["nested"]) == ("text", 12, {"retries": 2, "ok": True})
 
     wallet = wait_for(lambda: len(store.query_events(domain="wallet")) == 2 and store.query_events(domain="wallet"),
@@ -236,7 +237,7 @@ def test_unserialisable_metadata_is_stored_as_type_names(backend: Backend) -> No
         "obj": object(), "leaky": Leaky(), "tags": {"b", "a"}, "raw": b"\x00\xff", "loop": loop,
         "ratio": float("nan"), "mixed": [1, "a", None], "ok": "fine",
     })
-    assert handle.force_flush(20_000)
+    assert handle.force_flush(20)
     [doc] = wait_for(lambda: backend.store.query_events(domain="chat"), what="the event")
     meta = doc["metadata"]
     assert meta["ok"] == "fine" and doc["operation"] == "chat.send"
@@ -251,7 +252,7 @@ def test_a_3_mb_metadata_string_is_stored_truncated_under_1_mib(backend: Backend
     started = time.perf_counter()
     avalo_otel.log_telemetry("chat", "chat.send", metadata={"blob": big, "kept": "yes"})
     call_s = time.perf_counter() - started
-    assert handle.force_flush(20_000)
+    assert handle.force_flush(20)
     [doc] = wait_for(lambda: backend.store.query_events(domain="chat"), what="the event")
     assert doc["truncated"] is True
     assert doc["metadata"]["blob"].endswith(TRUNCATION_MARKER) and len(doc["metadata"]["blob"]) < len(big)
@@ -269,7 +270,7 @@ def test_force_flush_returns_once_the_store_has_everything(backend: Backend) -> 
     for seq in range(400):
         with avalo_otel.time_operation("chat", "chat.send", metadata={"seq": seq}):
             pass
-    assert handle.force_flush(30_000)
+    assert handle.force_flush(30)
     store = backend.store
     assert len(store.query_events(domain="chat", limit=1000)) == 400
     assert len(store.query_traces(operation="chat.send", limit=1000)) == 400
@@ -293,17 +294,36 @@ def test_invalid_firestore_prefix_is_a_configuration_error(firestore_project: st
     assert avalo_otel._configure._current is None
 
 
-def test_store_path_under_a_regular_file_is_a_clear_configuration_error(
-        configured: Callable[..., avalo_otel.Telemetry], tmp_path: Path) -> None:
-    # Decision: a path that cannot be used is a bad setting, so configure() raises
-    # ConfigurationError (a ValueError, as its docstring promises and as the opentelemetry-instrument
-    # configurator catches), naming the path; nothing is left configured.
+def test_an_unusable_store_path_turns_off_that_exporter_only(
+        configured: Callable[..., avalo_otel.Telemetry], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A path that cannot be used (under a regular file, a directory, a read-only filesystem) is a
+    # backend failure, not a malformed setting: the sqlite exporter is off with one clear error
+    # naming the path, and every other exporter keeps running.
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
     blocker = tmp_path / "regular-file"
     blocker.write_text("not a directory")
     path = blocker / "sub" / "t.db"
+    caplog.set_level(logging.ERROR, logger="avalo_otel")
+    handle = configured(traces_exporters="sqlite,console", logs_exporters="sqlite", metrics_exporters="sqlite",
+                        store_path=str(path))
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and str(blocker) in errors[0] and "sqlite exporter is off" in errors[0]
+    assert set(handle.disabled_exporters) == {"sqlite"} and handle.store is None
+    spans = InMemorySpanExporter()
+    handle.add_span_exporter(spans, batch=False)
+    with avalo_otel.time_operation("chat", "chat.send"):
+        pass
+    assert [s.name for s in spans.get_finished_spans()] == ["chat.send"]
+
+
+def test_an_unusable_store_path_raises_in_strict_mode(configured: Callable[..., avalo_otel.Telemetry],
+                                                      tmp_path: Path) -> None:
+    directory = tmp_path / "a-directory.db"
+    directory.mkdir()
     with pytest.raises(ConfigurationError) as info:
-        configured(traces_exporters="sqlite", logs_exporters="sqlite", store_path=str(path))
-    assert str(blocker) in str(info.value)
+        configured(traces_exporters="sqlite", store_path=str(directory), strict=True)
+    assert str(directory) in str(info.value)
     assert avalo_otel._configure._current is None
     avalo_otel.log_telemetry("chat", "chat.send")  # the API stays a harmless no-op
 
@@ -336,7 +356,7 @@ def _check_instrumented_docs(store: Store) -> None:
     assert set(events) == {"chat.send", "wallet.spend", "support.ticket_create"}
     assert events["wallet.spend"]["errorCode"] == "INSUFFICIENT_FUNDS" and events["wallet.spend"]["success"] is False
     assert events["chat.send"]["metadata"]["recipientEmail"] == "[REDACTED:email]"
-    assert events["support.ticket_create"]["metadata"]["contact"] == "call me on [REDACTED:phone]"
+    assert events["support.ticket_create"]["metadata"]["details"] == "call me on [REDACTED:phone]"
     spans = {d["name"]: d for d in store.query_traces()}
     assert set(spans) == {"third-party", "chat.send", "wallet.spend"}
     assert {d["service"] for d in spans.values()} == {"instrumented-store-app"}
@@ -378,11 +398,15 @@ def test_opentelemetry_instrument_exports_to_sqlite(tmp_path: Path) -> None:
         _check_instrumented_docs(store)
 
 
-def test_opentelemetry_instrument_with_an_unusable_store_path_runs_the_app(tmp_path: Path) -> None:
-    blocker = tmp_path / "regular-file"
-    blocker.write_text("x")
-    proc = run_instrumented(tmp_path, OTEL_TRACES_EXPORTER="sqlite", OTEL_LOGS_EXPORTER="sqlite",
-                            OTEL_METRICS_EXPORTER="none", AVALO_OTEL_STORE_PATH=str(blocker / "t.db"))
-    # The app runs; the reason is one clear line naming the path, as for any other bad setting.
+def test_opentelemetry_instrument_with_an_unusable_store_path_keeps_the_other_exporters(
+        tmp_path: Path, otlp_receiver: OtlpReceiver) -> None:
+    directory = tmp_path / "telemetry.db"
+    directory.mkdir()  # a directory where the database file should be
+    proc = run_instrumented(tmp_path, OTEL_TRACES_EXPORTER="sqlite,otlp", OTEL_LOGS_EXPORTER="sqlite,otlp",
+                            OTEL_METRICS_EXPORTER="none", AVALO_OTEL_STORE_PATH=str(directory),
+                            OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.grpc_endpoint)
+    # The app runs; the reason is one clear line naming the path; OTLP still gets everything.
     _assert_ran(proc)
-    assert str(blocker) in proc.stderr, proc.stderr
+    assert str(directory) in proc.stderr and "sqlite exporter is off" in proc.stderr, proc.stderr
+    otlp_receiver.wait_for(lambda r: len(r.spans()) >= 3 and len(r.log_records()) >= 3, timeout=10)
+    assert {s["name"] for s in otlp_receiver.spans()} == {"third-party", "chat.send", "wallet.spend"}

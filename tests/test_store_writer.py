@@ -11,9 +11,9 @@ from typing import Any, Iterator
 import pytest
 
 import avalo_otel
-from avalo_otel.store import TELEMETRY_EVENTS, SQLiteStore
+from avalo_otel.store import TELEMETRY_EVENTS, TRACES, SQLiteStore, StoreError
 from avalo_otel.store.writer import StoreWriter
-from store_contract import T0, event
+from store_contract import T0, event, span
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_configured_store_exporters_honour_the_otel_schedule_delays(
     avalo_otel.log_telemetry("chat", "chat.send", metadata={"seq": 1})
     time.sleep(1.0)
     assert handle.store.query_events(limit=10) == []  # a partial batch waits up to 60 s
-    assert handle.force_flush(10_000)
+    assert handle.force_flush(10)
     [doc] = handle.store.query_events(limit=10)
     assert doc["metadata"] == {"seq": 1}
 
@@ -149,3 +149,58 @@ def test_a_store_bug_drops_its_batch_counted_and_the_writer_goes_on(
     assert writer.dropped == sum(drops) == 5 and writer.delivered == 3
     assert "unexpected error KeyError" in caplog.text
     writer.shutdown(5)
+
+
+class _CountingStore(SQLiteStore):
+    """A real SQLiteStore that records its store calls; ``fail_traces`` makes the first write
+    to ``traces`` fail as a locked file would (transient)."""
+
+    def __init__(self, path: Path, fail_traces: bool = False) -> None:
+        super().__init__(path)
+        self.calls: list[tuple[str, int]] = []
+        self.fail_traces = fail_traces
+
+    def write_packed(self, collection: str, rows: Any) -> None:
+        self.calls.append((collection, len(rows)))
+        if collection == TRACES and self.fail_traces:
+            self.fail_traces = False
+            raise StoreError("database is locked", transient=True)
+        super().write_packed(collection, rows)
+
+
+def _interleaved(writer: StoreWriter, count: int) -> None:
+    """What one app thread's time_operation calls queue: a span, an event, a span, …"""
+    for seq in range(count):
+        if seq % 2:
+            writer.put(TRACES, seq, lambda s: span(f"{s:032x}", f"{s:016x}", T0 + s))
+        else:
+            writer.put(TELEMETRY_EVENTS, seq, to_doc)
+
+
+def test_interleaved_collections_are_written_in_one_store_call_each(tmp_path: Path) -> None:
+    # Before: a batch ended where the collection changed, so every document was a store call
+    # (and a SQLite transaction) of its own.
+    store = _CountingStore(tmp_path / "mixed.db")
+    writer = StoreWriter(store, name="mixed", linger_s=30, drop_counter=lambda n: None)
+    _interleaved(writer, 1000)
+    assert writer.flush(20)
+    # The writer may take what has gathered when 512 are buffered, then the rest at the flush.
+    assert len(store.calls) <= 4, store.calls
+    assert sum(n for _, n in store.calls) == 1000
+    assert stored_seqs(store) == list(range(0, 1000, 2))
+    assert len(store.query_traces(limit=1000)) == 500
+    assert writer.shutdown(5) and writer.dropped == 0 and writer.delivered == 1000
+    store.close()
+
+
+def test_a_transient_failure_of_one_collection_in_a_batch_delivers_everything_once(tmp_path: Path) -> None:
+    store = _CountingStore(tmp_path / "retry.db", fail_traces=True)
+    writer = StoreWriter(store, name="retry", linger_s=30, drop_counter=lambda n: None)
+    _interleaved(writer, 400)
+    assert writer.flush(20)
+    assert stored_seqs(store) == list(range(0, 400, 2))
+    assert sorted(d["startTime"] - T0 for d in store.query_traces(limit=1000)) == list(range(1, 400, 2))
+    # The events were written once; the traces that failed were retried, once more.
+    assert [c for c, _ in store.calls] == [TELEMETRY_EVENTS, TRACES, TRACES]
+    assert writer.shutdown(5) and writer.dropped == 0 and writer.delivered == 400
+    store.close()

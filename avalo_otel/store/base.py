@@ -43,6 +43,11 @@ class StoreError(Exception):
         self.transient = transient
 
 
+class StoreSettingError(StoreError, ValueError):
+    """A store setting (a collection prefix, a timeout) has a value the store cannot use: a bad
+    setting, unlike a backend that cannot be reached, so ``configure()`` raises it."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """Storage for the six collections. Implementations must be safe to call from several

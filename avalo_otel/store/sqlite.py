@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 from .base import (
     ALERT_EVENTS, ALERT_RULES, COLLECTIONS, METRICS, TELEMETRY_EVENTS, TIME_FIELD, TRACES, Document,
-    StoreError, check_collection,
+    StoreError, StoreSettingError, check_collection,
 )
 from .reads import positive
 from .schema import alert_event_document, alert_rule_document, prepare_document
@@ -75,7 +75,7 @@ class SQLiteStore(AlertEventsAndScans):
 
     def __init__(self, path: Union[str, "os.PathLike[str]", None] = None, *, prefix: str = "") -> None:
         if not isinstance(prefix, str) or not _PREFIX.match(prefix):
-            raise StoreError(f"invalid collection prefix {prefix!r}: use only letters, digits and underscores")
+            raise StoreSettingError(f"invalid collection prefix {prefix!r}: use only letters, digits and underscores")
         self.prefix = prefix
         self.path = _prepare_path(DEFAULT_PATH if path is None else path)
         # ":memory:" is private to each connection: there, reads share the writer connection.

@@ -40,8 +40,12 @@ _WIDTH = {collection: len(fields) + 1 for collection, fields in _FIELDS.items()}
 _GETTERS = {collection: operator.itemgetter(*fields) for collection, fields in _FIELDS.items()}
 # SQLite's default limit on parameters per statement (999 before 3.32).
 _MAX_PARAMS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-#: Rows per statement, and so the most documents worth handing ``write`` at once.
-MAX_ROWS = min(512, _MAX_PARAMS // max(_WIDTH.values()))
+#: Rows per statement, and so the most documents worth handing ``write`` at once. Many, because
+#: every statement costs the writer's thread a fixed toll on top of its rows (the GIL is released
+#: and retaken around each SQLite call, and with a busy app thread each retake may wait a whole
+#: switch interval, 5 ms); not the 4095 the parameter limit allows, because compiling a statement
+#: shape costs ~1 ms per 250 rows, once per connection.
+MAX_ROWS = min(2048, _MAX_PARAMS // max(_WIDTH.values()))
 
 
 def _plain_row(collection: str, document: Document) -> tuple[Any, ...]:

@@ -5,10 +5,12 @@ processors' threads off it too, so a store outage costs memory up to a bound and
 
 * ``submit()`` (documents) and ``put()`` (one SDK record, converted later on the writer's thread)
   only append to a bounded buffer; past the bound items are dropped, counted in
-  ``avalo_otel_export_dropped_total{exporter=…}`` and warned about once per outage;
-* the thread writes batches of at most ``batch_size`` documents; a transient error keeps the
-  batch at the head of the buffer and retries with capped exponential backoff, so after an outage
-  everything buffered is delivered, in order, once (ids are deterministic, writes are upserts);
+  ``avalo_otel_export_dropped_total{exporter, signal, reason}`` and warned about once per outage;
+* the thread writes what has gathered (once ``WRITE_AT`` documents have, or after ``linger_s``)
+  in one store call per collection of at most ``batch_size`` documents; a transient error keeps
+  the batch at the head of the buffer and retries with capped exponential backoff, so after an
+  outage everything buffered is delivered, in order, once (ids are deterministic, writes are
+  upserts);
 * ``flush()``/``shutdown()`` wait at most their deadline; a forked child starts empty and fresh.
 """
 
@@ -22,12 +24,18 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from opentelemetry import metrics
-
-from .base import Document, Store, StoreError, check_collection
+from ..export_faults import EXPORT_FAILED, INVALID, QUEUE_FULL, SHUTDOWN, count_dropped
+from .base import METRICS, TELEMETRY_EVENTS, TRACES, Document, Store, StoreError, check_collection
 
 _log = logging.getLogger("avalo_otel")
+#: Documents that make a store call worth making at once: below this the writer lingers for more
+#: (see ``linger_s``); above it, it writes what has gathered, up to ``batch_size`` per call. So
+#: under load batches grow with the backlog: each store call costs the writer's thread a fixed
+#: toll (a wait for the GIL after every release, up to a switch interval, 5 ms, while the app
+#: thread runs), paid per call, not per document.
+WRITE_AT = 512
 _writers: "weakref.WeakSet[StoreWriter]" = weakref.WeakSet()
+_SIGNALS = {TRACES: "traces", TELEMETRY_EVENTS: "logs", METRICS: "metrics"}
 # (collection, item, stage): stage is None for a plain document (the store prepares it),
 # ``_packed`` for one the store has packed (see ``Store.pack``), else the function making a
 # prepared document of the item (an SDK log record or span; ``_ready`` for a prepared document).
@@ -70,16 +78,28 @@ class StoreWriter:
         self._pack = getattr(store, "pack", None)
         self.name = name
         self.max_buffer = max_buffer
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # (also sets ``_write_at``)
         self.max_backoff_s = max_backoff_s
         # Below a full batch, wait this long for more before writing: one store call for many
         # events at low rates (the OTel batch processors' schedule delay). Unset: 0.2 s.
         self.linger_s = linger_s
         self.dropped = 0
         self.delivered = 0
-        self._count_drop = drop_counter or _default_drop_counter(name)
+        # A drop_counter given (tests) is called with the count alone.
+        self._count_drop: Callable[[int, str, str], None] = (
+            (lambda count, signal, reason: drop_counter(count)) if drop_counter else _default_drop_counter(name))
         self._reset()
         _writers.add(self)
+
+    @property
+    def batch_size(self) -> int:
+        """The most documents in one store call."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch_size = value
+        self._write_at = min(value, WRITE_AT)
 
     def _reset(self) -> None:
         self._buffer: deque[_Entry] = deque()
@@ -108,7 +128,7 @@ class StoreWriter:
         dropped = self._enqueue(queued)
         if invalid:
             self.dropped += invalid
-            self._count_drop(invalid)
+            self._count_drop(invalid, _signal(collection), INVALID)
         return dropped + invalid
 
     def put_many(self, collection: str, items: Iterable[Any], convert: Callable[[Any], Document]) -> int:
@@ -117,10 +137,10 @@ class StoreWriter:
         return self._enqueue([(collection, item, convert) for item in items])
 
     def _enqueue(self, entries: list[_Entry]) -> int:
-        dropped, why = 0, "the buffer is full"
+        dropped, why, reason = 0, "the buffer is full", QUEUE_FULL
         with self._cond:
             if self._stopping:
-                dropped, why = len(entries), "the exporter is shut down"
+                dropped, why, reason = len(entries), "the exporter is shut down", SHUTDOWN
             else:
                 room = self.max_buffer - len(self._buffer)
                 dropped = max(0, len(entries) - room)
@@ -129,7 +149,7 @@ class StoreWriter:
                 if self._outage_since is None:  # during an outage the retry backoff decides
                     self._cond.notify()
         if dropped:
-            self._drop(dropped, why)
+            self._drop(dropped, why, reason, entries[0][0])
         return dropped
 
     def put(self, collection: str, item: Any, convert: Callable[[Any], Document]) -> None:
@@ -137,13 +157,16 @@ class StoreWriter:
         document on the writer's thread. The app-thread path: no lock, no conversion here."""
         buffer = self._buffer
         if self._stopping or len(buffer) >= self.max_buffer:
-            self._drop(1, "the exporter is shut down" if self._stopping else "the buffer is full")
+            if self._stopping:
+                self._drop(1, "the exporter is shut down", SHUTDOWN, collection)
+            else:
+                self._drop(1, "the buffer is full", QUEUE_FULL, collection)
             return
         buffer.append((collection, item, convert))
         size = len(buffer)
-        # Wake the writer when a batch starts (its linger starts) or fills; between those it is
-        # either writing or lingering and will look again by itself.
-        if size == 1 or size % self.batch_size == 0 or self._thread is None:
+        # Wake the writer when a batch starts (its linger starts) or is worth writing; between
+        # those it is either writing or lingering and will look again by itself.
+        if size == 1 or size % self._write_at == 0 or self._thread is None:
             with self._cond:
                 self._ensure_thread()
                 if self._outage_since is None:
@@ -154,9 +177,10 @@ class StoreWriter:
         writer may serve several signals)."""
         self.linger_s = seconds if self.linger_s is None else min(self.linger_s, seconds)
 
-    def _drop(self, count: int, why: str) -> None:
+    def _drop(self, count: int, why: str, reason: str, collection: str) -> None:
+        """Count ``count`` lost documents of ``collection`` (``reason``: see ``export_faults``)."""
         self.dropped += count
-        self._count_drop(count)
+        self._count_drop(count, _signal(collection), reason)
         if not self._warned_drop:  # once per outage, not once per batch
             self._warned_drop = True
             _log.warning("avalo-otel: %s exporter dropped %d document(s): %s (bound %d)",
@@ -176,58 +200,73 @@ class StoreWriter:
                     # Timed: put() wakes the writer without holding the lock, so a wake-up can
                     # be missed; then this finds the items a moment later.
                     self._cond.wait(1.0)
-                if self._buffer and len(self._buffer) < self.batch_size and not (self._stopping or self._flushing):
+                if self._buffer and len(self._buffer) < self._write_at and not (self._stopping or self._flushing):
                     self._cond.wait(0.2 if self.linger_s is None else self.linger_s)
                 if not self._buffer:
                     if self._stopping:
                         return
                     continue
-                batch = self._take_batch()
-            batch = self._convert(batch)
-            if not batch:  # nothing in it could be converted (counted as dropped)
-                self._release(batch)
+                groups = self._take_batch()
+            outage = self._write_groups([group for group in map(self._convert, groups) if group])
+            self._release()
+            if outage is None:
+                backoff = 0.1
                 continue
+            self._outage(outage)
+            with self._cond:
+                if self._stopping:
+                    return
+                self._cond.wait(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    def _take_batch(self) -> list[list[_Entry]]:
+        """The head of the buffer as one group per collection and kind (one store call each), in
+        order, each at most ``batch_size``: up to the first entry whose group is full.
+
+        Grouped, not cut at the first change of collection: one app thread's calls interleave
+        spans and events (span, event, span, …), and a batch per run of one collection would
+        be one store call, one SQLite transaction or Firestore commit, per document."""
+        buffer, limit = self._buffer, self.batch_size
+        groups: dict[tuple[str, Any], list[_Entry]] = {}
+        taken = 0
+        while buffer:
+            head = buffer[0]
+            key = (head[0], _stage(head))
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = []
+            elif len(group) >= limit:
+                break
+            group.append(buffer.popleft())
+            taken += 1
+        self._in_flight = taken
+        return list(groups.values())
+
+    def _write_groups(self, groups: list[list[_Entry]]) -> Optional[StoreError]:
+        """Writes each group; at a transient error puts it and the groups after it back at the
+        head of the buffer (still converted) and returns the error. Refused groups are dropped."""
+        for i, batch in enumerate(groups):
             try:
                 self._write(batch)
             except StoreError as exc:
                 if exc.transient and not self._stopping:
-                    self._put_back(batch)
-                    self._outage(exc)
-                    with self._cond:
-                        if self._stopping:
-                            return
-                        self._cond.wait(backoff)
-                    backoff = min(backoff * 2, self.max_backoff_s)
-                    continue
-                self._release(batch)
-                why = "shut down while the store was unavailable" if exc.transient else f"the store refused them: {exc}"
-                self._drop(len(batch), why)
+                    self._put_back([entry for rest in groups[i:] for entry in rest])
+                    return exc
+                if exc.transient:
+                    self._drop(len(batch), "shut down while the store was unavailable", SHUTDOWN, batch[0][0])
+                else:
+                    self._drop(len(batch), f"the store refused them: {exc}", EXPORT_FAILED, batch[0][0])
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug in a store must not kill the thread
-                self._release(batch)
-                self._drop(len(batch), f"unexpected error {type(exc).__name__}: {exc}")
+                self._drop(len(batch), f"unexpected error {type(exc).__name__}: {exc}", EXPORT_FAILED, batch[0][0])
                 continue
-            self._release(batch)
             self.delivered += len(batch)
-            backoff = 0.1
             if self._outage_since is not None:
                 _log.warning("avalo-otel: %s store reachable again after %.1fs; buffered data delivered",
                              self.name, time.monotonic() - self._outage_since)
                 self._outage_since = None
                 self._warned_drop = False
-
-    def _take_batch(self) -> list[_Entry]:
-        # One collection, plain or prepared, per batch: one store call per batch.
-        buffer = self._buffer
-        collection, stage = buffer[0][0], _stage(buffer[0])
-        batch = []
-        while buffer and len(batch) < self.batch_size:
-            head = buffer[0]
-            if head[0] != collection or _stage(head) != stage:
-                break
-            batch.append(buffer.popleft())
-        self._in_flight = len(batch)
-        return batch
+        return None
 
     def _convert(self, batch: list[_Entry]) -> list[_Entry]:
         """Records (and prepared documents) made what the store writes, once: a batch put back
@@ -246,8 +285,9 @@ class StoreWriter:
                 failed = exc
         if failed is not None:
             with self._cond:
-                self._in_flight = len(converted)
-            self._drop(len(batch) - len(converted), f"could not convert: {type(failed).__name__}: {failed}")
+                self._in_flight -= len(batch) - len(converted)
+            self._drop(len(batch) - len(converted), f"could not convert: {type(failed).__name__}: {failed}",
+                       INVALID, batch[0][0])
         return converted
 
     def _write(self, batch: list[_Entry]) -> None:
@@ -264,13 +304,10 @@ class StoreWriter:
         with self._cond:
             self._buffer.extendleft(reversed(batch))
             self._in_flight = 0
-            overflow = len(self._buffer) - self.max_buffer
-            for _ in range(max(0, overflow)):
-                self._buffer.pop()
-        if overflow > 0:
-            self._drop(overflow, "the buffer is full")
+            overflow = [self._buffer.pop() for _ in range(max(0, len(self._buffer) - self.max_buffer))]
+        self._drop_entries(overflow, "the buffer is full", QUEUE_FULL)
 
-    def _release(self, batch: list[_Entry]) -> None:
+    def _release(self) -> None:
         with self._cond:
             self._in_flight = 0
             self._cond.notify_all()
@@ -307,12 +344,19 @@ class StoreWriter:
         done = self.flush(timeout_s)
         with self._cond:
             self._stopping = True
-            left = len(self._buffer)
+            left = list(self._buffer)
             self._buffer.clear()
             self._cond.notify_all()
-        if left:
-            self._drop(left, "shutdown deadline passed before the store accepted them")
+        self._drop_entries(left, "shutdown deadline passed before the store accepted them", SHUTDOWN)
         return done
+
+    def _drop_entries(self, entries: list[_Entry], why: str, reason: str) -> None:
+        """``_drop`` for entries of any collections (one signal label each)."""
+        counts: dict[str, int] = {}
+        for entry in entries:
+            counts[entry[0]] = counts.get(entry[0], 0) + 1
+        for collection, count in counts.items():
+            self._drop(count, why, reason, collection)
 
     @property
     def pending(self) -> int:
@@ -324,17 +368,16 @@ class StoreWriter:
         self.dropped = self.delivered = 0
 
 
-def _default_drop_counter(name: str) -> Callable[[int], None]:
-    """Counts into whatever meter provider is global when the drop happens (a writer may be
-    built before configure() installs its provider)."""
-    attrs = {"exporter": name}
+def _default_drop_counter(name: str) -> Callable[[int, str, str], None]:
+    """Counts into ``avalo_otel_export_dropped_total{exporter=name, signal, reason}`` of whatever
+    meter provider is global when the drop happens (a writer may be built before configure()
+    installs its provider)."""
+    return lambda count, signal, reason: count_dropped(name, signal, reason, count)
 
-    def count(n: int) -> None:
-        metrics.get_meter("avalo_otel").create_counter(
-            "avalo_otel_export_dropped_total", description="Documents an exporter could not deliver"
-        ).add(n, attrs)
 
-    return count
+def _signal(collection: str) -> str:
+    """The ``signal`` label of a collection's documents (other collections: their name)."""
+    return _SIGNALS.get(collection, collection)
 
 
 _shutdown_deadline: Optional[float] = None

@@ -25,7 +25,7 @@ def main() -> None:
     except avalo_otel.AvaloError:
         pass
     avalo_otel.log_telemetry("support", "support.ticket_create", actor_id="user-42",
-                             metadata={"contact": "call me on +44 20 7946 0018"})
+                             metadata={"details": "call me on +44 20 7946 0018"})
     print("store_instrumented: done", flush=True)
 
 

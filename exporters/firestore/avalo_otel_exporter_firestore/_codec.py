@@ -22,7 +22,7 @@ from google.cloud.firestore_v1.types import firestore as _firestore
 from google.cloud.firestore_v1.types import write as _write
 
 from avalo_otel.store import values
-from avalo_otel.store.base import Document, StoreError
+from avalo_otel.store.base import Document, StoreError, StoreSettingError
 
 from ._errors import store_error
 
@@ -57,7 +57,7 @@ def collection_id(prefix: str, name: str) -> str:
         or _RESERVED.fullmatch(prefix + name)
         or len((prefix + name).encode()) > 1500
     ):
-        raise StoreError(
+        raise StoreSettingError(
             f"invalid collection prefix {prefix!r}: use letters, digits, '_' and '-' only "
             "(and not of the form __name__)"
         )

@@ -16,7 +16,7 @@ from google.cloud.firestore_v1.types import firestore as _firestore_types
 
 from avalo_otel.store import reads, schema
 from avalo_otel.store.base import (
-    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, Document, StoreError, check_collection, expectation_holds, expected_fields,
+    ALERT_EVENTS, ALERT_RULES, COLLECTIONS, Document, StoreError, StoreSettingError, check_collection, expectation_holds, expected_fields,
 )
 
 from . import _codec, _fork, _transaction
@@ -76,7 +76,7 @@ class FirestoreStore(Reads):
         try:
             timeout = float(raw_timeout)
         except ValueError:
-            raise StoreError(f"AVALO_OTEL_FIRESTORE_TIMEOUT={raw_timeout!r} is not a number of seconds") from None
+            raise StoreSettingError(f"AVALO_OTEL_FIRESTORE_TIMEOUT={raw_timeout!r} is not a number of seconds") from None
         return cls(
             project=env.get("AVALO_OTEL_FIRESTORE_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or None,
             database=env.get("AVALO_OTEL_FIRESTORE_DATABASE") or None,
