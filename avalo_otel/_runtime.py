@@ -38,8 +38,9 @@ _TEXT = {lv: lv.value for lv in Level}
 _LEVELS: dict[Any, Level] = {**{lv.value: lv for lv in Level}, "WARNING": Level.WARN, "FATAL": Level.CRITICAL}
 #: Distinct values (operation names, error codes, their combinations, metric names) remembered
 #: per process. Apps use tens; more means names are built from data (ids, user input). Past the
-#: limit values are still checked, but no longer remembered nor warned about one by one.
+#: limit values are still checked, but no longer remembered.
 CACHE_LIMIT = 2048
+#: Unknown names warned about one by one; then one line says the rest go unreported.
 _MAX_UNKNOWN_WARNINGS = 100
 _unknown_warnings = 0
 
@@ -293,8 +294,7 @@ def check_names(domain: Any, operation: Any) -> None:
     if not isinstance(operation, str) or not c.OPERATION_PATTERN.match(operation):
         raise ValueError(f"operation {operation!r} is malformed: expected 'domain.verb' such as 'chat.send'")
     runtime = current()
-    # Past the limit, names are no longer warned about one by one (strict mode still raises).
-    if runtime is not None and (len(_seen_names) < CACHE_LIMIT or runtime.strict):
+    if runtime is not None:
         if domain not in c.Domain._value2member_map_:
             runtime.unknown("domain", domain)
         if operation not in c.KNOWN_OPERATIONS:
@@ -311,8 +311,7 @@ def check_error_code(code: Any) -> Optional[str]:
         raise ValueError(f"error code {code!r} is malformed: expected UPPER_SNAKE_CASE such as 'TIMEOUT'")
     runtime = current()
     if runtime is not None and code not in _seen_codes:
-        if len(_seen_codes) < CACHE_LIMIT or runtime.strict:
-            runtime.unknown("error code (counted as server-side)", code)
+        runtime.unknown("error code (counted as server-side)", code)
         remember(_seen_codes, code, None, "error codes")
     return code
 

@@ -117,7 +117,6 @@ def exportable(span: ReadableSpan) -> Optional[ReadableSpan]:
     error (errors are always kept) or a kept child asked for it, else ``None``."""
     ctx = span.context
     if ctx.trace_flags.sampled:
-        note_kept(span)
         return span
     if span.status.status_code is StatusCode.ERROR or wanted(ctx.span_id):
         flags = TraceFlags(TraceFlags.SAMPLED)

@@ -35,20 +35,9 @@ def pesel_ok(digits: str) -> bool:
     return datetime.date(1900, 1, 1) <= born <= datetime.date.today()
 
 
-def nip_ok(number: str) -> bool:
-    try:
-        nip.validate(number)
-    except ValidationError:
-        return False
-    return True
-
-
-def ssn_ok(number: str) -> bool:
-    try:
-        ssn.validate(number)
-    except ValidationError:
-        return False
-    return True
+#: Check digits and number ranges, as python-stdnum validates them (format separators allowed).
+nip_ok = nip.is_valid
+ssn_ok = ssn.is_valid
 
 
 def identity_rule(candidate: str) -> str | None:

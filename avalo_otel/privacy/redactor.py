@@ -60,7 +60,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .counts import RuleCounts, call_each
 from .detectors import SAFE_SHAPE, VERSION_SHAPE, marker
-from .keys import DEFAULT_PSEUDONYMIZE_KEYS, DENY, MSG_KEY, PATH, PSEUDO, QUERY, SAFE, SQL, VERSION, KeyPolicy
+from .keys import DEFAULT_PSEUDONYMIZE_KEYS, DENY, MSG_KEY, PATH, PSEUDO, QUERY, SAFE, SCAN, SQL, VERSION, KeyPolicy
 from .parsed import ParsedValues
 from .phones import DEFAULT_REGIONS
 from .pseudonym import Pseudonymizer
@@ -319,6 +319,8 @@ class Redactor(ValueRedaction):
             return action[2]
         if kind == PSEUDO:
             return self._pseudo_value(value)
+        if kind == SCAN or kind == SAFE:
+            return self._value(value, kind == SAFE)  # repairs surrogates itself, where it scans
         value = self._repaired(value)  # before the parsers below see it
         if kind == VERSION and type(value) is str and VERSION_SHAPE.fullmatch(value):
             return value
